@@ -1,0 +1,70 @@
+"""aionas: an async execution runtime for neural-architecture and hyperparameter search.
+
+Models run one at a time in a worker thread, behind an async queue, and what they
+report is published to async subscribers; the event loop stays free throughout.
+Built on anyio, so it runs under asyncio and trio.
+"""
+
+from __future__ import annotations
+
+from ._dispatch import EventCallback, Subscription
+from .engine import EngineStatistics, ExecutionEngine
+from .events import (
+    EndReason,
+    FinalMetricEvent,
+    IntermediateMetricEvent,
+    ModelEvent,
+    ModelEventType,
+    TrainingEndEvent,
+    TrainingStartEvent,
+)
+from .exceptions import (
+    AionasError,
+    BudgetExhaustedError,
+    EngineClosedError,
+    ModelInterrupted,
+    ModelStateError,
+)
+from .metrics import Metrics, canonical_metric
+from .model import FunctionModel, Model
+from .sequential import SequentialExecutionEngine
+from .status import ModelStatus
+from .trial import (
+    check_cancelled,
+    current_model,
+    get_next_parameter,
+    report_final_result,
+    report_intermediate_result,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AionasError",
+    "BudgetExhaustedError",
+    "EndReason",
+    "EngineClosedError",
+    "EngineStatistics",
+    "EventCallback",
+    "ExecutionEngine",
+    "FinalMetricEvent",
+    "FunctionModel",
+    "IntermediateMetricEvent",
+    "Metrics",
+    "Model",
+    "ModelEvent",
+    "ModelEventType",
+    "ModelInterrupted",
+    "ModelStateError",
+    "ModelStatus",
+    "SequentialExecutionEngine",
+    "Subscription",
+    "TrainingEndEvent",
+    "TrainingStartEvent",
+    "canonical_metric",
+    "check_cancelled",
+    "current_model",
+    "get_next_parameter",
+    "report_final_result",
+    "report_intermediate_result",
+]

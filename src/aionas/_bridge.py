@@ -1,0 +1,50 @@
+"""Scheduling a callback on the event loop from another thread, without waiting.
+
+anyio offers only blocking hops from a thread to the loop (``from_thread.run_sync``
+waits for the loop to run the call). The engine's worker needs the non-blocking
+kind (asyncio's ``call_soon_threadsafe``, trio's ``TrioToken.run_sync_soon``) so that
+a report costs no round trip. This module is the one place that knows both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+__all__ = ["LoopCaller", "current_loop_caller"]
+
+#: Schedules ``fn()`` to run soon on the event loop; callable from any thread.
+LoopCaller = Callable[[Callable[[], object]], None]
+
+
+def current_loop_caller() -> LoopCaller:
+    """Return a :data:`LoopCaller` for the event loop running in this thread.
+
+    Calls made after the loop has finished are dropped silently: by then nobody
+    is left to be woken.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+
+        def call_asyncio(fn: Callable[[], object]) -> None:
+            try:
+                loop.call_soon_threadsafe(fn)
+            except RuntimeError:  # the loop is closed
+                pass
+
+        return call_asyncio
+
+    import trio
+
+    token = trio.lowlevel.current_trio_token()
+
+    def call_trio(fn: Callable[[], object]) -> None:
+        try:
+            token.run_sync_soon(fn)
+        except trio.RunFinishedError:
+            pass
+
+    return call_trio

@@ -1,0 +1,48 @@
+"""Errors raised by aionas. All ordinary errors derive from :class:`AionasError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AionasError",
+    "BudgetExhaustedError",
+    "EngineClosedError",
+    "ModelInterrupted",
+    "ModelStateError",
+]
+
+
+class AionasError(Exception):
+    """Base class of every ordinary error that aionas raises."""
+
+
+class ModelStateError(AionasError):
+    """A model is in the wrong state for what was asked.
+
+    For example: submitting a model that is not frozen, that has already completed,
+    or that is already queued or running; waiting for a model this engine never saw.
+    """
+
+
+class BudgetExhaustedError(AionasError):
+    """Submitting would exceed ``max_model_count``, or ``max_duration`` is spent.
+
+    Nothing from the rejected call was queued.
+    """
+
+
+class EngineClosedError(AionasError):
+    """The engine is not running: it was never started, or it has stopped.
+
+    Start an engine with ``async with engine:``; an engine runs once.
+    """
+
+
+class ModelInterrupted(BaseException):  # noqa: N818 - the name is part of the public contract
+    """Raised inside a model's trial code when that model has been asked to stop.
+
+    It is raised by ``report_intermediate_result``, ``report_final_result`` and
+    ``check_cancelled`` once the model is cancelled, timed out, out of budget or
+    shut down. It derives from :class:`BaseException` so that ``except Exception:``
+    in training code does not swallow it; let it propagate and the model ends
+    ``Interrupted``.
+    """

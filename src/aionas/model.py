@@ -1,0 +1,105 @@
+"""Models: a frozen set of parameters plus an ``execute()`` that trains and evaluates."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from .metrics import Metrics
+from .status import ModelStatus
+
+__all__ = ["FunctionModel", "Model"]
+
+
+class Model:
+    """Base class for user models.
+
+    A model holds its ``params`` (a dict), its ``status`` (``Frozen`` at first), its
+    ``metrics`` and, once ``Failed``, its ``error``. Subclasses implement
+    :meth:`execute`, a blocking function that the engine runs in a worker thread;
+    an ``async def execute`` is awaited on the event loop instead.
+
+    >>> import aionas
+    >>> class Quadratic(aionas.Model):
+    ...     def execute(self) -> None:
+    ...         x = self.params["x"]
+    ...         aionas.report_final_result(-(x - 3) ** 2)
+    >>> Quadratic({"x": 1}).status
+    <ModelStatus.Frozen: 'frozen'>
+    """
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(
+                f"params must be a mapping of names to values, got {type(params).__name__}"
+            )
+        self.params: dict[str, Any] = dict(params or {})
+        self.status: ModelStatus = ModelStatus.Frozen
+        self.metrics: Metrics = Metrics()
+        self.error: BaseException | None = None
+        # True while the model is queued or running in some engine.
+        self._aionas_busy = False
+
+    @property
+    def metric(self) -> Any:
+        """The final metric (``metrics.final``), or None if none was reported."""
+        return self.metrics.final
+
+    def execute(self) -> Any:
+        """Train and evaluate the model, reporting through the trial API.
+
+        Runs in a worker thread (or on the event loop if overridden as ``async def``).
+        Raise to fail the model; return to end it ``Trained``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement execute(); subclass aionas.Model and "
+            "override it, or wrap a function in aionas.FunctionModel"
+        )
+
+    def __repr__(self) -> str:
+        text = f"{type(self).__name__}(params={self.params!r}, status={self.status.value}"
+        if self.metrics.final is not None:
+            text += f", metric={self.metrics.final!r}"
+        return text + ")"
+
+
+class FunctionModel(Model):
+    """A model whose ``execute()`` calls ``fn(params)``.
+
+    If ``fn`` returns a number and reported no final metric itself, that number
+    becomes the final metric. ``fn`` may be an ``async def`` function; it is then
+    awaited on the event loop.
+
+    >>> import aionas
+    >>> model = aionas.FunctionModel(lambda p: p["x"] * 2, {"x": 21})
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[dict[str, Any]], Any] | Callable[[dict[str, Any]], Awaitable[Any]],
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"FunctionModel needs a callable, got {fn!r}")
+        super().__init__(params)
+        self.fn = fn
+        if inspect.iscoroutinefunction(fn):
+            self.execute = self._execute_async  # type: ignore[method-assign]
+
+    def execute(self) -> None:
+        self._finish(self.fn(self.params))
+
+    async def _execute_async(self) -> None:
+        result = self.fn(self.params)
+        self._finish(await result if inspect.isawaitable(result) else result)
+
+    def _finish(self, result: Any) -> None:
+        from .trial import report_final_result
+
+        if result is not None and self.metrics.final is None:
+            report_final_result(result)
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return super().__repr__().replace("FunctionModel(", f"FunctionModel({name}, ", 1)
