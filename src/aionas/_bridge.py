@@ -9,6 +9,7 @@ a report costs no round trip. This module is the one place that knows both backe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 __all__ = ["LoopCaller", "current_loop_caller"]
@@ -30,10 +31,8 @@ def current_loop_caller() -> LoopCaller:
     else:
 
         def call_asyncio(fn: Callable[[], object]) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(fn)
-            except RuntimeError:  # the loop is closed
-                pass
 
         return call_asyncio
 
@@ -42,9 +41,7 @@ def current_loop_caller() -> LoopCaller:
     token = trio.lowlevel.current_trio_token()
 
     def call_trio(fn: Callable[[], object]) -> None:
-        try:
+        with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(fn)
-        except trio.RunFinishedError:
-            pass
 
     return call_trio

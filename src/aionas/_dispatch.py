@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -91,15 +91,19 @@ class EventDispatcher:
         index = current.index(callback)
         self._callbacks[kind] = current[:index] + current[index + 1 :]
 
-    @asynccontextmanager
-    async def subscribe(
+    def subscribe(
         self, event_types: Iterable[ModelEventType | str], buffer_size: int
-    ) -> AsyncIterator[Subscription]:
-        kinds = frozenset(ModelEventType.parse(t) for t in event_types) or frozenset(
-            ModelEventType
-        )
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Check the arguments now; the subscription starts when the block is entered."""
+        kinds = frozenset(ModelEventType.parse(t) for t in event_types) or frozenset(ModelEventType)
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
+        return self._subscription(kinds, buffer_size)
+
+    @asynccontextmanager
+    async def _subscription(
+        self, kinds: frozenset[ModelEventType], buffer_size: int
+    ) -> AsyncIterator[Subscription]:
         send, receive = anyio.create_memory_object_stream[ModelEvent](buffer_size)
         subscriber = _Subscriber(kinds, send)
         if self._closed:
@@ -119,7 +123,9 @@ class EventDispatcher:
 
     def _remove(self, subscriber: _Subscriber) -> None:
         for kind in subscriber.types:
-            self._subscribers[kind] = tuple(s for s in self._subscribers[kind] if s is not subscriber)
+            self._subscribers[kind] = tuple(
+                s for s in self._subscribers[kind] if s is not subscriber
+            )
 
     async def deliver(self, event: ModelEvent) -> None:
         """Give ``event`` to every callback, then every subscriber, of its type.

@@ -37,7 +37,7 @@ class EngineClosedError(AionasError):
     """
 
 
-class ModelInterrupted(BaseException):  # noqa: N818 - the name is part of the public contract
+class ModelInterrupted(BaseException):
     """Raised inside a model's trial code when that model has been asked to stop.
 
     It is raised by ``report_intermediate_result``, ``report_final_result`` and

@@ -85,7 +85,7 @@ class FunctionModel(Model):
         super().__init__(params)
         self.fn = fn
         if inspect.iscoroutinefunction(fn):
-            self.execute = self._execute_async  # type: ignore[method-assign]
+            self.execute = self._execute_async  # type: ignore[method-assign,assignment]
 
     def execute(self) -> None:
         self._finish(self.fn(self.params))

@@ -18,15 +18,13 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import anyio
-from typing_extensions import Self
 
 from ._bridge import LoopCaller, current_loop_caller
 from ._context import current_run
@@ -538,9 +536,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         model.error = error if status is ModelStatus.Failed else None
         self._ended[status] += 1
         self._publish_locked(
-            TrainingEndEvent(
-                model, status, reason, error, seq=self._seq, timestamp=time.time()
-            )
+            TrainingEndEvent(model, status, reason, error, seq=self._seq, timestamp=time.time())
         )
 
     def _end_unstarted_locked(self, model: Model, reason: EndReason) -> None:
@@ -678,7 +674,8 @@ class SequentialExecutionEngine(ExecutionEngine):
             self._worker_scope.cancel()
 
     def _abandon_locked(self, run: Run) -> None:
-        assert self._worker is not None and run.cancel_reason is not None
+        assert self._worker is not None
+        assert run.cancel_reason is not None
         self._worker.abandoned = True
         self._abandoned_threads += 1
         self._finish_locked(run, (ModelStatus.Interrupted, run.cancel_reason, None))
@@ -771,7 +768,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         return [model for model in self._history if model.status == wanted]
 
     def budget_available(self) -> bool:
-        """True while another model may be submitted within ``max_model_count`` and ``max_duration``."""
+        """True while another model fits in ``max_model_count`` and ``max_duration``."""
         with self._cond:
             if self.max_model_count is not None and self._model_count >= self.max_model_count:
                 return False
@@ -847,15 +844,9 @@ class SequentialExecutionEngine(ExecutionEngine):
 
         :raises ValueError: for an unknown event type or a bad ``buffer_size``.
         """
-        return self._subscribe(event_types, buffer_size)
-
-    @asynccontextmanager
-    async def _subscribe(
-        self, event_types: tuple[ModelEventType | str, ...], buffer_size: int | None
-    ) -> AsyncIterator[Subscription]:
+        kinds = [ModelEventType.parse(kind) for kind in event_types]  # fail here, not later
         size = self.event_buffer_size if buffer_size is None else buffer_size
-        async with self._dispatcher.subscribe(event_types, size) as subscription:
-            yield subscription
+        return self._dispatcher.subscribe(kinds, size)
 
     # ------------------------------------------------------------------ state
 

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import aionas
+from aionas import Metrics, canonical_metric
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1.0),
+        (0.5, 0.5),
+        (np.float32(0.25), 0.25),
+        (np.int64(7), 7.0),
+        (np.float64(0.125), 0.125),
+        (Fraction(1, 4), 0.25),
+        ({"default": 3, "loss": "x"}, 3.0),
+        ({"default": np.float64(0.5)}, 0.5),
+    ],
+)
+def test_numbers_are_stored_as_float(value: object, expected: float) -> None:
+    stored = canonical_metric(value)
+    assert type(stored) is float
+    assert stored == expected
+
+
+@pytest.mark.parametrize("value", ["0.5", None, True, [1.0], np.array([1.0, 2.0]), object()])
+def test_non_numbers_are_rejected(value: object) -> None:
+    with pytest.raises(ValueError, match="not a number"):
+        canonical_metric(value)
+
+
+def test_dict_without_default_names_default() -> None:
+    with pytest.raises(ValueError, match="'default'"):
+        canonical_metric({"accuracy": 0.9})
+
+
+def test_metrics_api() -> None:
+    m = Metrics()
+    assert m.intermediates == []
+    assert m.final is None
+    m.add_intermediate(1)
+    m.add_intermediate({"default": 2})
+    m.final = np.float64(0.5)
+    assert m.intermediates == [1.0, 2.0]
+    assert m.final == 0.5
+    assert type(m.final) is float
+    copy = Metrics.from_dict(m.to_dict())
+    assert copy == m
+    assert copy is not m
+    assert m != Metrics([1.0, 2.0])
+    m.clear()
+    assert m == Metrics()
+
+
+def test_metrics_strict_rejects_bad_values_and_keeps_state() -> None:
+    m = Metrics([0.1])
+    with pytest.raises(ValueError, match="not a number"):
+        m.add_intermediate("high")
+    with pytest.raises(ValueError, match="'default'"):
+        m.final = {"acc": 1.0}
+    assert m == Metrics([0.1])
+
+
+def test_metrics_non_strict_stores_as_given() -> None:
+    m = Metrics(strict=False)
+    m.add_intermediate("anything")
+    assert m.intermediates == ["anything"]
+
+
+def test_from_dict_names_missing_keys() -> None:
+    with pytest.raises(ValueError, match="final"):
+        Metrics.from_dict({"intermediates": []})
+
+
+def test_events_are_immutable_and_nni_shaped() -> None:
+    model = aionas.Model({"x": 1})
+    event = aionas.IntermediateMetricEvent(model, 0.5)
+    assert event.event_type is aionas.ModelEventType.IntermediateMetric
+    assert event.metric == 0.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.metric = 1.0  # type: ignore[misc]
+    end = aionas.TrainingEndEvent(model, aionas.ModelStatus.Trained)
+    assert end.reason == "completed"
+    assert end.error is None
+    kinds = {
+        aionas.TrainingStartEvent: "training_start",
+        aionas.IntermediateMetricEvent: "intermediate_metric",
+        aionas.FinalMetricEvent: "final_metric",
+        aionas.TrainingEndEvent: "training_end",
+    }
+    for cls, value in kinds.items():
+        assert cls.event_type == value
+
+
+def test_event_type_parse() -> None:
+    assert aionas.ModelEventType.parse("training_end") is aionas.ModelEventType.TrainingEnd
+    with pytest.raises(ValueError, match="training_end"):
+        aionas.ModelEventType.parse("training_ended")
