@@ -11,7 +11,7 @@ import pytest
 import aionas
 from aionas import ModelEventType, ModelStatus, SequentialExecutionEngine
 
-from .helpers import Gate, Recorder, Reporter
+from .helpers import Boom, Gate, Recorder, Reporter
 
 pytestmark = pytest.mark.anyio
 
@@ -267,3 +267,29 @@ async def test_callback_calling_shutdown_does_not_deadlock() -> None:
 
 def test_logging_name() -> None:
     assert logging.getLogger("aionas.engine").name == "aionas.engine"
+
+
+async def test_subscription_ends_when_the_engine_stops_inside_the_block() -> None:
+    """After a failure stops the engine, a subscriber's loop ends; the block then raises."""
+    boom, queued = Boom(), Reporter()
+    kinds: list[str] = []
+    with pytest.raises(ValueError, match="boom"):
+        async with SequentialExecutionEngine() as engine:
+            async with engine.subscribe("training_end") as events:
+                await engine.submit_models(boom, queued)
+                async for event in events:
+                    kinds.append(f"{event.status.value}:{event.reason}")
+            kinds.append("loop ended")
+    assert kinds == ["failed:failed", "interrupted:shutdown", "loop ended"]
+
+
+async def test_subscription_ends_after_shutdown_inside_the_block() -> None:
+    gate = Gate()
+    got: list[aionas.ModelEvent] = []
+    async with SequentialExecutionEngine() as engine:
+        async with engine.subscribe() as events:
+            await engine.submit_models(gate)
+            await gate.wait_started()
+            await engine.shutdown()
+            got.extend([event async for event in events])
+    assert [e.event_type.value for e in got] == ["training_start", "training_end"]

@@ -221,8 +221,6 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._cond.notify_all()
             self._cancel_async_run()
             await self._worker_done.wait()
-            self._delivery_stop = True
-            self._set_loop_event("_events_ready")
             await self._delivery_done.wait()
         # Every task has finished (they are shielded and stopped above), so this only
         # joins them; it must run outside the shield to exit the right cancel scope.
@@ -388,6 +386,10 @@ class SequentialExecutionEngine(ExecutionEngine):
         finally:
             self._worker_done.set()
             self._set_loop_event("_state_changed")
+            # The worker exits only once the engine accepts nothing more, so no event can
+            # follow: deliver what is left, then end every subscriber's iteration.
+            self._delivery_stop = True
+            self._set_loop_event("_events_ready")
 
     def _work(self, worker: _Worker) -> None:
         """The worker thread: run queued models back to back until told to stop."""
@@ -416,6 +418,8 @@ class SequentialExecutionEngine(ExecutionEngine):
                 if run.finished:  # abandoned: the loop has ended it already
                     return
                 self._finish_locked(run, outcome)
+            if outcome[0] is ModelStatus.Failed:
+                _logger.error("model %r failed", run.model, exc_info=outcome[2])
 
     def _start_locked(self, model: Model) -> Run:
         deadline: float | None = None
@@ -475,7 +479,6 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._total_duration += time.monotonic() - run.started
         self._end_locked(model, status, reason, error)
         if status is ModelStatus.Failed:
-            _logger.error("model %r failed", model, exc_info=error)
             if not self.continue_on_failure:
                 self._fail_locked(model, error)
         elif isinstance(error, KeyboardInterrupt | SystemExit):
