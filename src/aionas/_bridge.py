@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-__all__ = ["LoopCaller", "current_loop_caller"]
+__all__ = ["LoopCaller", "current_loop_caller", "protect_from_keyboard_interrupt"]
 
 #: Schedules ``fn()`` to run soon on the event loop; callable from any thread.
 LoopCaller = Callable[[Callable[[], object]], None]
@@ -45,3 +45,22 @@ def current_loop_caller() -> LoopCaller:
             token.run_sync_soon(fn)
 
     return call_trio
+
+
+def protect_from_keyboard_interrupt(*functions: Callable[..., object]) -> None:
+    """Under trio, keep Ctrl+C out of the engine's own tasks.
+
+    By default trio raises ``KeyboardInterrupt`` in whatever code runs when the
+    signal arrives, which could kill the delivery task half-way and leave events
+    undelivered. Marked functions (and what they call) are protected, so trio
+    delivers the interrupt to the main task instead, where the engine's
+    ``async with`` block turns it into a clean shutdown. asyncio turns the first
+    Ctrl+C into a cancellation of the main task by itself, so nothing is needed there.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        for function in functions:
+            trio.lowlevel.enable_ki_protection(function)

@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -26,7 +27,7 @@ from typing import Any, Self
 
 import anyio
 
-from ._bridge import LoopCaller, current_loop_caller
+from ._bridge import LoopCaller, current_loop_caller, protect_from_keyboard_interrupt
 from ._context import current_run
 from ._dispatch import EventCallback, EventDispatcher, Subscription, in_dispatch
 from ._run import Outcome, Run, classify
@@ -189,6 +190,11 @@ class SequentialExecutionEngine(ExecutionEngine):
             )
         self._call_soon = current_loop_caller()
         self._loop_thread = threading.get_ident()
+        protect_from_keyboard_interrupt(
+            SequentialExecutionEngine._supervise_worker,
+            SequentialExecutionEngine._deliver_events,
+            SequentialExecutionEngine._watch,
+        )
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -220,13 +226,15 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._closing = True
                 self._cond.notify_all()
             self._cancel_async_run()
-            await self._worker_done.wait()
-            await self._delivery_done.wait()
+            interrupt = await self._wait_through_interrupts(self._worker_done)
+            interrupt = await self._wait_through_interrupts(self._delivery_done) or interrupt
         # Every task has finished (they are shielded and stopped above), so this only
         # joins them; it must run outside the shield to exit the right cancel scope.
         assert self._task_group is not None
         await self._task_group.__aexit__(None, None, None)
         self._phase = _Phase.CLOSED
+        if interrupt is not None:
+            raise interrupt
         if self._fatal is not None and (
             raised is None
             or isinstance(raised, EngineClosedError | anyio.get_cancelled_exc_class())
@@ -235,6 +243,26 @@ class SequentialExecutionEngine(ExecutionEngine):
         if raised is not exc and raised is not None:
             raise raised
         return None
+
+    async def _wait_through_interrupts(self, done: anyio.Event) -> KeyboardInterrupt | None:
+        """Wait for ``done`` even through Ctrl+C, so cleanup always completes.
+
+        An interrupt meanwhile shuts the engine down (if it was not already) and is
+        returned, to be raised once the block has been left cleanly.
+        """
+        interrupt: KeyboardInterrupt | None = None
+        while True:
+            try:
+                await done.wait()
+            except KeyboardInterrupt as error:
+                interrupt = error
+                with self._cond:
+                    self._stop_locked("shutdown")
+                    self._closing = True
+                    self._cond.notify_all()
+                self._cancel_async_run()
+            else:
+                return interrupt
 
     async def shutdown(self) -> None:
         """Stop accepting models, interrupt the running one, end the queued ones.
@@ -688,6 +716,13 @@ class SequentialExecutionEngine(ExecutionEngine):
     async def _deliver_events(self) -> None:
         """The delivery task: drain the outbox in batches, deliver in order."""
         in_dispatch.set(True)
+        try:
+            await self._deliver_until_stopped()
+        finally:
+            self._dispatcher.close()
+            self._delivery_done.set()
+
+    async def _deliver_until_stopped(self) -> None:
         deliver = self._dispatcher.deliver
         with anyio.CancelScope(shield=True):
             while True:
@@ -703,17 +738,21 @@ class SequentialExecutionEngine(ExecutionEngine):
                 if not batch:
                     await ready.wait()
                     continue
-                for event in batch:
-                    await deliver(event)
-                    if event.event_type is ModelEventType.TrainingEnd:
-                        self._entries[id(event.model)].pending_ends -= 1
-                        self._undelivered -= 1
-                        delivered = self._delivered
-                        if delivered is not None:
-                            self._delivered = None
-                            delivered.set()
-        self._dispatcher.close()
-        self._delivery_done.set()
+                await self._deliver_batch(batch, deliver)
+
+    async def _deliver_batch(
+        self, batch: list[ModelEvent], deliver: Callable[[ModelEvent], Awaitable[None]]
+    ) -> None:
+        # A function of its own, so that no event outlives its delivery in a local.
+        for event in batch:
+            await deliver(event)
+            if event.event_type is ModelEventType.TrainingEnd:
+                self._entries[id(event.model)].pending_ends -= 1
+                self._undelivered -= 1
+                delivered = self._delivered
+                if delivered is not None:
+                    self._delivered = None
+                    delivered.set()
 
     # ------------------------------------------------------------------ waiting and queries
 
