@@ -102,3 +102,32 @@ def test_event_type_parse() -> None:
     assert aionas.ModelEventType.parse("training_end") is aionas.ModelEventType.TrainingEnd
     with pytest.raises(ValueError, match="training_end"):
         aionas.ModelEventType.parse("training_ended")
+
+
+def test_engine_event_factories_match_the_constructors() -> None:
+    from aionas import events
+
+    model = aionas.Model()
+    error = ValueError("x")
+    pairs = [
+        (events.new_start(model, 1, 2.0), aionas.TrainingStartEvent(model, seq=1, timestamp=2.0)),
+        (
+            events.new_intermediate(model, 0.5, 2, 3.0),
+            aionas.IntermediateMetricEvent(model, 0.5, seq=2, timestamp=3.0),
+        ),
+        (
+            events.new_final(model, {"default": 1}, 3, 4.0),
+            aionas.FinalMetricEvent(model, {"default": 1}, seq=3, timestamp=4.0),
+        ),
+        (
+            events.new_end(model, aionas.ModelStatus.Failed, "failed", error, 4, 5.0),
+            aionas.TrainingEndEvent(
+                model, aionas.ModelStatus.Failed, "failed", error, seq=4, timestamp=5.0
+            ),
+        ),
+    ]
+    for fast, slow in pairs:
+        assert type(fast) is type(slow)
+        assert fast == slow
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.seq = 0  # type: ignore[misc]

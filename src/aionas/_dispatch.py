@@ -127,31 +127,39 @@ class EventDispatcher:
                 s for s in self._subscribers[kind] if s is not subscriber
             )
 
-    async def deliver(self, event: ModelEvent) -> None:
-        """Give ``event`` to every callback, then every subscriber, of its type.
+    async def deliver_batch(
+        self, batch: list[ModelEvent], on_end: Callable[[ModelEvent], None]
+    ) -> None:
+        """Give each event, in order, to every callback and then every subscriber of its type.
 
-        A callback that raises is logged and counted; it affects nothing else.
-        A subscriber whose buffer is full is waited for; one that has gone away
-        is dropped.
+        A callback that raises is logged and counted; it affects nothing else. A
+        subscriber whose buffer is full is waited for; one that has gone away is
+        dropped. ``on_end`` is called once a ``TrainingEndEvent`` has reached everyone.
+        Awaits only when a callback is async or a buffer is full.
         """
-        kind = event.event_type
-        for callback in self._callbacks[kind]:
-            try:
-                result = callback(event)
-                if result is not None and inspect.isawaitable(result):
-                    await result
-            except Exception:
-                self.callback_errors += 1
-                _logger.exception("event callback %r raised on %r; ignored", callback, event)
-        for subscriber in self._subscribers[kind]:
-            try:
+        callbacks, subscribers = self._callbacks, self._subscribers
+        end = ModelEventType.TrainingEnd
+        for event in batch:
+            kind = event.event_type
+            for callback in callbacks[kind]:
                 try:
-                    subscriber.send.send_nowait(event)
-                except anyio.WouldBlock:
-                    await subscriber.send.send(event)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._remove(subscriber)
-        self.delivered += 1
+                    result = callback(event)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    self.callback_errors += 1
+                    _logger.exception("event callback %r raised on %r; ignored", callback, event)
+            for subscriber in subscribers[kind]:
+                try:
+                    try:
+                        subscriber.send.send_nowait(event)
+                    except anyio.WouldBlock:
+                        await subscriber.send.send(event)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._remove(subscriber)
+            if kind is end:
+                on_end(event)
+        self.delivered += len(batch)
 
     def close(self) -> None:
         """End every subscription's iteration; later subscriptions start ended."""

@@ -42,21 +42,14 @@ class Run:
         "started",
     )
 
-    def __init__(
-        self,
-        engine: SequentialExecutionEngine,
-        model: Model,
-        *,
-        on_loop: bool,
-        deadline: float | None,
-        deadline_reason: EndReason,
-    ) -> None:
+    def __init__(self, engine: SequentialExecutionEngine, model: Model, on_loop: bool) -> None:
         self.engine = engine
         self.model = model
         self.on_loop = on_loop
         self.started = time.monotonic()
-        self.deadline = deadline
-        self.deadline_reason: EndReason = deadline_reason
+        #: When the run must stop (``time.monotonic()``), and why; set by the engine.
+        self.deadline: float | None = None
+        self.deadline_reason: EndReason = "timeout"
         self.cancel_reason: EndReason | None = None
         self.cancel_at: float | None = None
         self.finished = False

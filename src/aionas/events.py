@@ -12,6 +12,7 @@ changed) before any subscriber sees it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -117,3 +118,68 @@ class TrainingEndEvent(ModelEvent):
     status: ModelStatus
     reason: EndReason = "completed"
     error: BaseException | None = None
+
+
+# Fast construction for the engine's hot paths. A frozen dataclass's ``__init__``
+# sets each field through ``object.__setattr__``; setting the slots directly makes
+# the same immutable object in half the time. Only the engine uses these.
+_new = object.__new__
+
+
+def _slot(cls: type, name: str) -> Callable[[object, Any], None]:
+    setter: Callable[[object, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_model = _slot(ModelEvent, "model")
+_seq = _slot(ModelEvent, "seq")
+_timestamp = _slot(ModelEvent, "timestamp")
+_intermediate_metric = _slot(IntermediateMetricEvent, "metric")
+_final_metric = _slot(FinalMetricEvent, "metric")
+_status = _slot(TrainingEndEvent, "status")
+_reason = _slot(TrainingEndEvent, "reason")
+_error = _slot(TrainingEndEvent, "error")
+
+
+def new_start(model: Model, seq: int, timestamp: float) -> TrainingStartEvent:
+    event: TrainingStartEvent = _new(TrainingStartEvent)
+    _model(event, model)
+    _seq(event, seq)
+    _timestamp(event, timestamp)
+    return event
+
+
+def new_intermediate(model: Model, metric: Any, seq: int, timestamp: float) -> ModelEvent:
+    event: ModelEvent = _new(IntermediateMetricEvent)
+    _model(event, model)
+    _intermediate_metric(event, metric)
+    _seq(event, seq)
+    _timestamp(event, timestamp)
+    return event
+
+
+def new_final(model: Model, metric: Any, seq: int, timestamp: float) -> ModelEvent:
+    event: ModelEvent = _new(FinalMetricEvent)
+    _model(event, model)
+    _final_metric(event, metric)
+    _seq(event, seq)
+    _timestamp(event, timestamp)
+    return event
+
+
+def new_end(
+    model: Model,
+    status: ModelStatus,
+    reason: EndReason,
+    error: BaseException | None,
+    seq: int,
+    timestamp: float,
+) -> TrainingEndEvent:
+    event: TrainingEndEvent = _new(TrainingEndEvent)
+    _model(event, model)
+    _status(event, status)
+    _reason(event, reason)
+    _error(event, error)
+    _seq(event, seq)
+    _timestamp(event, timestamp)
+    return event

@@ -18,7 +18,6 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -34,12 +33,12 @@ from ._run import Outcome, Run, classify
 from .engine import EngineStatistics, ExecutionEngine
 from .events import (
     EndReason,
-    FinalMetricEvent,
-    IntermediateMetricEvent,
     ModelEvent,
     ModelEventType,
-    TrainingEndEvent,
-    TrainingStartEvent,
+    new_end,
+    new_final,
+    new_intermediate,
+    new_start,
 )
 from .exceptions import BudgetExhaustedError, EngineClosedError, ModelStateError
 from .model import Model
@@ -73,6 +72,25 @@ class _Worker:
 
     def __init__(self) -> None:
         self.abandoned = False
+
+
+#: Statuses a model may be submitted with (others get a precise error).
+_READY = frozenset({ModelStatus.Frozen, ModelStatus.Retrying})
+_ASYNC_EXECUTE: dict[type[Model], bool] = {}
+_TRAINED: Outcome = (ModelStatus.Trained, "completed", None)
+
+
+def _runs_on_loop(model: Model) -> bool:
+    """Whether ``model.execute`` is ``async def`` (cached per class)."""
+    override = model.__dict__.get("execute")
+    if override is not None:
+        return inspect.iscoroutinefunction(override)
+    cls = type(model)
+    try:
+        return _ASYNC_EXECUTE[cls]
+    except KeyError:
+        result = _ASYNC_EXECUTE[cls] = inspect.iscoroutinefunction(cls.execute)
+        return result
 
 
 def _positive(name: str, value: float | None, *, integer: bool = False) -> None:
@@ -145,7 +163,9 @@ class SequentialExecutionEngine(ExecutionEngine):
 
         self._phase = _Phase.NEW
         # Everything below that the worker thread touches is guarded by this.
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # worker threads wait on it, never the loop
+        self._waiting = 0  # threads in self._cond.wait(): notify only when someone waits
         self._queue: deque[Model] = deque()
         self._running: Run | None = None
         self._history: list[Model] = []
@@ -218,7 +238,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             except BaseException as error:  # cancelled (or interrupted) while waiting
                 raised = error
         with anyio.CancelScope(shield=True):
-            with self._cond:
+            with self._lock:
                 if self._phase is _Phase.RUNNING:
                     self._phase = _Phase.STOPPING
                 if raised is not None:
@@ -256,7 +276,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                 await done.wait()
             except KeyboardInterrupt as error:
                 interrupt = error
-                with self._cond:
+                with self._lock:
                     self._stop_locked("shutdown")
                     self._closing = True
                     self._cond.notify_all()
@@ -277,7 +297,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             return
         if self._phase is _Phase.CLOSED:
             return
-        with self._cond:
+        with self._lock:
             self._stop_locked("shutdown")
             self._closing = True
             self._cond.notify_all()
@@ -306,18 +326,21 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._check_models(models)
         if not models:
             return
+        waited = False
         if self.max_queue_size is not None and not in_dispatch.get():
             while True:
-                with self._cond:
+                with self._lock:
                     self._check_accepting()
                     self._check_budget_locked(len(models))
                     if not self._queue or len(self._queue) + len(models) <= self.max_queue_size:
                         break
                     changed = self._state_event_locked()
+                waited = True
                 await changed.wait()
-        with self._cond:
-            self._check_accepting()
-            self._check_models(models)  # again: a callback may have queued one meanwhile
+        with self._lock:
+            if waited:  # a callback may have queued one of them meanwhile
+                self._check_accepting()
+                self._check_models(models)
             self._check_budget_locked(len(models))
             for model in models:
                 model._aionas_busy = True
@@ -329,11 +352,16 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._undelivered += 1
                 self._queue.append(model)
             self._model_count += len(models)
-            self._cond.notify_all()
+            self._notify_locked()
 
     def _check_models(self, models: tuple[Model, ...]) -> None:
-        seen: set[int] = set()
         for model in models:
+            if (
+                isinstance(model, Model)
+                and getattr(model, "_aionas_busy", None) is False
+                and model.status in _READY
+            ):
+                continue  # the common case, checked cheaply; the rest says what is wrong
             if not isinstance(model, Model):
                 raise TypeError(
                     f"submit_models takes aionas.Model instances, got {type(model).__name__} "
@@ -354,9 +382,11 @@ class SequentialExecutionEngine(ExecutionEngine):
                     f"{model!r} has already completed; to run it again, set "
                     "model.status = ModelStatus.Retrying and submit it again"
                 )
-            if model._aionas_busy or id(model) in seen:
+            if model._aionas_busy:
                 raise ModelStateError(f"{model!r} is already queued or running; submit it once")
-            seen.add(id(model))
+        if len(models) > 1 and len({id(model) for model in models}) != len(models):
+            twice = next(m for i, m in enumerate(models) if any(m is o for o in models[:i]))
+            raise ModelStateError(f"{twice!r} is already queued or running; submit it once")
 
     def _check_accepting(self) -> None:
         if self._phase is _Phase.RUNNING:
@@ -420,59 +450,79 @@ class SequentialExecutionEngine(ExecutionEngine):
             self._set_loop_event("_events_ready")
 
     def _work(self, worker: _Worker) -> None:
-        """The worker thread: run queued models back to back until told to stop."""
-        cond = self._cond
-        while True:
-            with cond:
-                while True:
-                    if worker.abandoned:
-                        return
-                    if self._queue and len(self._outbox) < self.event_buffer_size:
-                        break
-                    if self._closing and not self._queue:
-                        return
-                    cond.wait()
-                model = self._queue.popleft()
-                if self.max_duration is not None and self._spent_locked() >= self.max_duration:
-                    self._end_unstarted_locked(model, "budget")
-                    self._wake_state_locked()
-                    continue
-                run = self._start_locked(model)
+        """The worker thread: run queued models back to back until told to stop.
+
+        Ending one model and starting the next share one hold of the lock.
+        """
+        lock = self._lock
+        with lock:
+            run = self._next_run_locked(worker)
+        while run is not None:
             if run.on_loop:
                 outcome = anyio.from_thread.run(self._execute_on_loop, run)
             else:
                 outcome = self._execute_in_thread(run)
-            with cond:
+            failed = outcome[0] is ModelStatus.Failed
+            with lock:
                 if run.finished:  # abandoned: the loop has ended it already
                     return
                 self._finish_locked(run, outcome)
-            if outcome[0] is ModelStatus.Failed:
-                _logger.error("model %r failed", run.model, exc_info=outcome[2])
+                ended, run = run, None if failed else self._next_run_locked(worker)
+            if failed:
+                _logger.error("model %r failed", ended.model, exc_info=outcome[2])
+                with lock:
+                    run = self._next_run_locked(worker)
+
+    def _next_run_locked(self, worker: _Worker) -> Run | None:
+        """Start the next queued model, waiting for one; None when the worker should exit."""
+        while True:
+            if worker.abandoned:
+                return None
+            if self._queue and len(self._outbox) < self.event_buffer_size:
+                model = self._queue.popleft()
+                if self.max_duration is not None and self._total_duration >= self.max_duration:
+                    self._end_unstarted_locked(model, "budget")
+                    self._wake_state_locked()
+                    continue
+                return self._start_locked(model)
+            if self._closing and not self._queue:
+                return None
+            self._wait_locked()
+
+    def _wait_locked(self) -> None:
+        """Wait on the condition (worker threads only; never the event loop)."""
+        self._waiting += 1
+        try:
+            self._cond.wait()
+        finally:
+            self._waiting -= 1
+
+    def _notify_locked(self) -> None:
+        if self._waiting:
+            self._cond.notify_all()
 
     def _start_locked(self, model: Model) -> Run:
-        deadline: float | None = None
-        deadline_reason: EndReason = "timeout"
-        now = time.monotonic()
-        if self.max_model_duration is not None:
-            deadline = now + self.max_model_duration
-        if self.max_duration is not None:
-            budget_end = now + (self.max_duration - self._total_duration)
-            if deadline is None or budget_end < deadline:
-                deadline, deadline_reason = budget_end, "budget"
-        run = Run(
-            self,
-            model,
-            on_loop=inspect.iscoroutinefunction(model.execute),
-            deadline=deadline,
-            deadline_reason=deadline_reason,
-        )
+        run = Run(self, model, _runs_on_loop(model))
+        if self._watch_deadlines:
+            self._set_deadline(run)
         self._running = run
         model.status = ModelStatus.Training
-        model.metrics.clear()
+        metrics = model.metrics
+        if metrics.intermediates or metrics._final is not None:
+            metrics.clear()  # a retried model starts afresh
         model.error = None
-        self._publish_locked(TrainingStartEvent(model, seq=self._seq, timestamp=time.time()))
-        self._wake_state_locked()
+        self._publish_locked(new_start(model, self._seq, time.time()))
+        if self._state_changed is not None:
+            self._wake_state_locked()
         return run
+
+    def _set_deadline(self, run: Run) -> None:
+        if self.max_model_duration is not None:
+            run.deadline = run.started + self.max_model_duration
+        if self.max_duration is not None:
+            budget_end = run.started + (self.max_duration - self._total_duration)
+            if run.deadline is None or budget_end < run.deadline:
+                run.deadline, run.deadline_reason = budget_end, "budget"
 
     def _execute_in_thread(self, run: Run) -> Outcome:
         token = current_run.set(run)
@@ -482,7 +532,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             return classify(run, error)
         finally:
             current_run.reset(token)
-        return classify(run, None)
+        return _TRAINED if run.cancel_reason is None else classify(run, None)
 
     async def _execute_on_loop(self, run: Run) -> Outcome:
         token = current_run.set(run)
@@ -511,8 +561,8 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._fail_locked(model, error)
         elif isinstance(error, KeyboardInterrupt | SystemExit):
             self._fail_locked(model, error)
-        self._cond.notify_all()
-        self._wake_state_locked()
+        if self._state_changed is not None:
+            self._wake_state_locked()
 
     def _fail_locked(self, model: Model, error: BaseException | None) -> None:
         if self._fatal is None and error is not None:
@@ -526,8 +576,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         """Apply and publish one report of ``run``; called by the trial API."""
         model = run.model
         value = model.metrics._check(metric)  # ValueError for a non-number, before any wait
-        cond = self._cond
-        with cond:
+        with self._lock:
             while True:
                 if run.finished:
                     self._dropped_reports += 1
@@ -536,16 +585,13 @@ class SequentialExecutionEngine(ExecutionEngine):
                     run.check_cancelled()
                 if run.on_loop or len(self._outbox) < self.event_buffer_size:
                     break
-                cond.wait()
+                self._wait_locked()
             if final:
                 model.metrics._final = value
-                event: ModelEvent = FinalMetricEvent(
-                    model, metric, seq=self._seq, timestamp=time.time()
-                )
+                self._publish_locked(new_final(model, metric, self._seq, time.time()))
             else:
                 model.metrics.intermediates.append(value)
-                event = IntermediateMetricEvent(model, metric, seq=self._seq, timestamp=time.time())
-            self._publish_locked(event)
+                self._publish_locked(new_intermediate(model, metric, self._seq, time.time()))
 
     def _publish_locked(self, event: ModelEvent) -> None:
         self._seq += 1
@@ -566,9 +612,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         model.status = status
         model.error = error if status is ModelStatus.Failed else None
         self._ended[status] += 1
-        self._publish_locked(
-            TrainingEndEvent(model, status, reason, error, seq=self._seq, timestamp=time.time())
-        )
+        self._publish_locked(new_end(model, status, reason, error, self._seq, time.time()))
 
     def _end_unstarted_locked(self, model: Model, reason: EndReason) -> None:
         self._end_locked(model, ModelStatus.Interrupted, reason, None)
@@ -583,7 +627,7 @@ class SequentialExecutionEngine(ExecutionEngine):
 
     def _set_loop_event(self, name: str) -> None:
         """On the loop: set and forget one of the wake-up events, if anyone waits."""
-        with self._cond:
+        with self._lock:
             event: anyio.Event | None = getattr(self, name)
             setattr(self, name, None)
         if event is not None:
@@ -641,7 +685,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         """
         self._check_loop_thread("cancel_model")
         self._entry(model)
-        with self._cond:
+        with self._lock:
             if model in self._queue:
                 self._queue.remove(model)
                 self._end_unstarted_locked(model, "cancelled")
@@ -656,7 +700,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         """Enforce ``max_model_duration``, ``max_duration`` and ``cancel_grace``."""
         with anyio.CancelScope(shield=True):
             while not self._worker_done.is_set():
-                with self._cond:
+                with self._lock:
                     run = self._running
                     changed = self._state_event_locked()
                     deadline = None if run is None else self._deadline_locked(run)
@@ -681,7 +725,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         return None
 
     def _deadline_passed(self, run: Run) -> None:
-        with self._cond:
+        with self._lock:
             if run.finished or self._running is not run:
                 return
             if run.cancel_reason is None:
@@ -710,6 +754,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._worker.abandoned = True
         self._abandoned_threads += 1
         self._finish_locked(run, (ModelStatus.Interrupted, run.cancel_reason, None))
+        self._cond.notify_all()  # the abandoned thread may wait for room: let it see
 
     # ------------------------------------------------------------------ delivery
 
@@ -723,14 +768,14 @@ class SequentialExecutionEngine(ExecutionEngine):
             self._delivery_done.set()
 
     async def _deliver_until_stopped(self) -> None:
-        deliver = self._dispatcher.deliver
+        deliver = self._dispatcher.deliver_batch
         with anyio.CancelScope(shield=True):
             while True:
-                with self._cond:
+                with self._lock:
                     batch = self._outbox
                     if batch:
                         self._outbox = []
-                        self._cond.notify_all()  # room for a waiting report
+                        self._notify_locked()  # room for a waiting report or start
                     elif self._delivery_stop:
                         break
                     else:
@@ -738,21 +783,16 @@ class SequentialExecutionEngine(ExecutionEngine):
                 if not batch:
                     await ready.wait()
                     continue
-                await self._deliver_batch(batch, deliver)
+                await deliver(batch, self._end_delivered)
 
-    async def _deliver_batch(
-        self, batch: list[ModelEvent], deliver: Callable[[ModelEvent], Awaitable[None]]
-    ) -> None:
-        # A function of its own, so that no event outlives its delivery in a local.
-        for event in batch:
-            await deliver(event)
-            if event.event_type is ModelEventType.TrainingEnd:
-                self._entries[id(event.model)].pending_ends -= 1
-                self._undelivered -= 1
-                delivered = self._delivered
-                if delivered is not None:
-                    self._delivered = None
-                    delivered.set()
+    def _end_delivered(self, event: ModelEvent) -> None:
+        """A ``TrainingEndEvent`` has reached everyone: settle its model."""
+        self._entries[id(event.model)].pending_ends -= 1
+        self._undelivered -= 1
+        delivered = self._delivered
+        if delivered is not None:
+            self._delivered = None
+            delivered.set()
 
     # ------------------------------------------------------------------ waiting and queries
 
@@ -811,14 +851,14 @@ class SequentialExecutionEngine(ExecutionEngine):
 
     def budget_available(self) -> bool:
         """True while another model fits in ``max_model_count`` and ``max_duration``."""
-        with self._cond:
+        with self._lock:
             if self.max_model_count is not None and self._model_count >= self.max_model_count:
                 return False
             return self.max_duration is None or self._spent_locked() < self.max_duration
 
     def idle_worker_available(self) -> bool:
         """True when nothing runs and nothing is queued."""
-        with self._cond:
+        with self._lock:
             return self._running is None and not self._queue
 
     def _spent_locked(self) -> float:
@@ -828,7 +868,7 @@ class SequentialExecutionEngine(ExecutionEngine):
 
     def statistics(self) -> EngineStatistics:
         """A snapshot of the engine's counters."""
-        with self._cond:
+        with self._lock:
             return EngineStatistics(
                 submitted=self._model_count,
                 queued=len(self._queue),
@@ -894,7 +934,7 @@ class SequentialExecutionEngine(ExecutionEngine):
 
     def state_dict(self) -> dict[str, Any]:
         """The budget counters: ``{'model_count': int, 'total_duration': float}``."""
-        with self._cond:
+        with self._lock:
             return {"model_count": self._model_count, "total_duration": self._spent_locked()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -918,7 +958,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             or not (duration >= 0 and math.isfinite(duration))
         ):
             raise ValueError(f"total_duration must be seconds >= 0, got {duration!r}")
-        with self._cond:
+        with self._lock:
             self._model_count = count
             self._total_duration = float(duration)
 
