@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -293,3 +294,38 @@ async def test_subscription_ends_after_shutdown_inside_the_block() -> None:
             await engine.shutdown()
             got.extend([event async for event in events])
     assert [e.event_type.value for e in got] == ["training_start", "training_end"]
+
+
+async def test_a_busy_subscriber_still_lets_other_tasks_run() -> None:
+    """Buffered events are taken without a loop trip, but with a checkpoint every so often."""
+    ticks = 0
+    stop = anyio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    model = Reporter({"n": 1_000})
+    async with SequentialExecutionEngine() as engine:
+        async with engine.subscribe("intermediate_metric", buffer_size=2_000) as events:
+            await engine.submit_models(model)
+            await engine.wait_models(model)  # every event is now buffered
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ticker)
+                await anyio.lowlevel.checkpoint()
+                before = ticks
+                received = [event async for event in _take(events, 1_000)]
+                during = ticks - before
+                stop.set()
+    assert [e.metric for e in received] == [float(i) for i in range(1_000)]
+    assert during >= 1_000 // 64 - 1
+
+
+async def _take(events: aionas.Subscription, count: int) -> AsyncIterator[aionas.ModelEvent]:
+    async for event in events:
+        yield event
+        count -= 1
+        if count == 0:
+            return

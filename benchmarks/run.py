@@ -1,0 +1,114 @@
+"""Run the benchmark suite: every figure beside its baselines, measured in one run.
+
+    python benchmarks/run.py            # the full suite (a few minutes)
+    python benchmarks/run.py --quick    # a CI-sized smoke run (under 30 s)
+
+Prints a table and writes ``benchmarks/results/latest.json``. See
+``benchmarks/README.md`` for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import anyio  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from benchmarks import latency, memory, overhead, reports  # noqa: E402
+from benchmarks._common import Result  # noqa: E402
+
+Figure = Callable[..., Awaitable[list[Result]]]
+
+#: (module, backends it runs on)
+FIGURES: list[tuple[str, Figure, tuple[str, ...]]] = [
+    ("overhead", overhead.measure, ("asyncio", "trio")),
+    ("reports", reports.measure, ("asyncio", "trio")),
+    ("latency", latency.measure, ("asyncio",)),
+    ("memory", memory.measure, ("asyncio",)),
+]
+
+
+def _format(value: float, unit: str) -> str:
+    if unit in {"events"}:
+        return f"{value:,.0f} {unit}"
+    return f"{value:,.2f} {unit}"
+
+
+def render(results: list[Result], console: Console) -> None:
+    table = Table(title="aionas benchmarks (medians; ratios measured within one run)")
+    for column in ("figure", "measurement", "backend", "value", "ratio", "target", "met"):
+        table.add_column(column, justify="right" if column in {"value", "ratio"} else "left")
+    for r in results:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x {r.baseline}"
+        met = {True: "yes", False: "NO", None: ""}[r.met]
+        table.add_row(r.figure, r.name, r.backend, _format(r.value, r.unit), ratio, r.target, met)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a CI-sized smoke run")
+    parser.add_argument("--repeat", type=int, help="repetitions per figure (median reported)")
+    parser.add_argument("--only", action="append", choices=[f[0] for f in FIGURES])
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/latest.json")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (2 if args.quick else 5)
+
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    results: list[Result] = []
+    started = time.perf_counter()
+    for name, measure, backends in FIGURES:
+        if args.only and name not in args.only:
+            continue
+        for backend in backends:
+            console.log(f"figure {name} on {backend} ...")
+            gc.collect()
+            results.extend(
+                anyio.run(
+                    lambda m=measure, b=backend: m(b, quick=args.quick, repeat=repeat),
+                    backend=backend,
+                )
+            )
+    elapsed = time.perf_counter() - started
+
+    render(results, console)
+    judged = [r for r in results if r.met is not None]
+    met = sum(1 for r in judged if r.met)
+    console.print(f"targets met: {met}/{len(judged)}; suite took {elapsed:.1f} s")
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "repeat": repeat,
+        "seconds": round(elapsed, 1),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+            "switch_interval_s": sys.getswitchinterval(),
+        },
+        "versions": {name: version(name) for name in ("aionas", "anyio", "trio")},
+        "results": [r.as_dict() for r in results],
+    }
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
+    console.print(f"wrote {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
