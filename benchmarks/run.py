@@ -3,7 +3,8 @@
     python benchmarks/run.py            # the full suite (a few minutes)
     python benchmarks/run.py --quick    # a CI-sized smoke run (under 30 s)
 
-Prints a table and writes ``benchmarks/results/latest.json``. See
+Prints a table and writes ``benchmarks/results/latest.json`` (``latest-quick.json``
+with ``--quick``, so a smoke run never overwrites the full figures). See
 ``benchmarks/README.md`` for what each figure means.
 """
 
@@ -63,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a CI-sized smoke run")
     parser.add_argument("--repeat", type=int, help="repetitions per figure (median reported)")
     parser.add_argument("--only", action="append", choices=[f[0] for f in FIGURES])
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/latest.json")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the results (default: benchmarks/results/latest.json, "
+        "or latest-quick.json with --quick)",
+    )
     args = parser.parse_args(argv)
     repeat = args.repeat or (2 if args.quick else 5)
 
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     met = sum(1 for r in judged if r.met)
     console.print(f"targets met: {met}/{len(judged)}; suite took {elapsed:.1f} s")
 
+    if args.output is None:
+        name = "latest-quick.json" if args.quick else "latest.json"
+        args.output = ROOT / "benchmarks" / "results" / name
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
