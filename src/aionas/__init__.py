@@ -22,9 +22,12 @@ from .exceptions import (
     AionasError,
     BudgetExhaustedError,
     EngineClosedError,
+    JournalError,
     ModelInterrupted,
     ModelStateError,
 )
+from .history import History, HistorySummary, ModelRecord, RestoredError, load_history
+from .journal import SqliteJournal
 from .metrics import Metrics, canonical_metric
 from .model import FunctionModel, Model
 from .sequential import SequentialExecutionEngine
@@ -49,15 +52,21 @@ __all__ = [
     "ExecutionEngine",
     "FinalMetricEvent",
     "FunctionModel",
+    "History",
+    "HistorySummary",
     "IntermediateMetricEvent",
+    "JournalError",
     "Metrics",
     "Model",
     "ModelEvent",
     "ModelEventType",
     "ModelInterrupted",
+    "ModelRecord",
     "ModelStateError",
     "ModelStatus",
+    "RestoredError",
     "SequentialExecutionEngine",
+    "SqliteJournal",
     "Subscription",
     "TrainingEndEvent",
     "TrainingStartEvent",
@@ -65,6 +74,7 @@ __all__ = [
     "check_cancelled",
     "current_model",
     "get_next_parameter",
+    "load_history",
     "report_final_result",
     "report_intermediate_result",
 ]

@@ -44,6 +44,8 @@ class EngineStatistics:
     dropped_reports: int
     #: Worker threads abandoned after ``cancel_grace``.
     abandoned_threads: int
+    #: Event rows committed to the journal (0 without one).
+    journaled_events: int = 0
 
 
 class ExecutionEngine(ABC):

@@ -35,8 +35,9 @@ __all__ = [
 #: Why a run ended: ``'completed'`` (returned normally), ``'failed'`` (raised),
 #: ``'cancelled'`` (``cancel_model``, a cancelled host scope, or an interrupt),
 #: ``'timeout'`` (``max_model_duration``), ``'budget'`` (``max_duration`` spent),
-#: ``'shutdown'`` (the engine stopped before or while the model ran).
-EndReason = Literal["completed", "failed", "cancelled", "timeout", "budget", "shutdown"]
+#: ``'shutdown'`` (the engine stopped before or while the model ran), ``'crash'``
+#: (the process died while the model was queued or running; set on resume).
+EndReason = Literal["completed", "failed", "cancelled", "timeout", "budget", "shutdown", "crash"]
 
 
 class ModelEventType(str, Enum):

@@ -6,6 +6,7 @@ __all__ = [
     "AionasError",
     "BudgetExhaustedError",
     "EngineClosedError",
+    "JournalError",
     "ModelInterrupted",
     "ModelStateError",
 ]
@@ -34,6 +35,15 @@ class EngineClosedError(AionasError):
     """The engine is not running: it was never started, or it has stopped.
 
     Start an engine with ``async with engine:``; an engine runs once.
+    """
+
+
+class JournalError(AionasError):
+    """A journal file cannot be used: it names the file and says what is wrong.
+
+    For example: the file is not an aionas journal or is corrupt, it was written
+    by a newer aionas, it cannot be written, or another engine is writing the same
+    experiment. A failed open never modifies the file.
     """
 
 

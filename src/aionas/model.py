@@ -16,9 +16,9 @@ class Model:
     """Base class for user models.
 
     A model holds its ``params`` (a dict), its ``status`` (``Frozen`` at first), its
-    ``metrics`` and, once ``Failed``, its ``error``. Subclasses implement
-    :meth:`execute`, a blocking function that the engine runs in a worker thread;
-    an ``async def execute`` is awaited on the event loop instead.
+    ``metrics``, once ``Failed`` its ``error``, and once submitted its ``model_id``.
+    Subclasses implement :meth:`execute`, a blocking function that the engine runs
+    in a worker thread; an ``async def execute`` is awaited on the event loop instead.
 
     >>> import aionas
     >>> class Quadratic(aionas.Model):
@@ -38,6 +38,8 @@ class Model:
         self.status: ModelStatus = ModelStatus.Frozen
         self.metrics: Metrics = Metrics()
         self.error: BaseException | None = None
+        #: The id the engine gave the model at its first submission (None before).
+        self.model_id: int | None = None
         # True while the model is queued or running in some engine.
         self._aionas_busy = False
 

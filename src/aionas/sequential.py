@@ -29,6 +29,15 @@ import anyio
 from ._bridge import LoopCaller, current_loop_caller, protect_from_keyboard_interrupt
 from ._context import current_run
 from ._dispatch import EventCallback, EventDispatcher, Subscription, in_dispatch
+from ._journaling import (
+    ModelFactory,
+    Restored,
+    ResumePolicy,
+    check_metric_json,
+    params_json,
+    rebuild,
+    to_requeue,
+)
 from ._run import Outcome, Run, classify
 from .engine import EngineStatistics, ExecutionEngine
 from .events import (
@@ -40,7 +49,9 @@ from .events import (
     new_intermediate,
     new_start,
 )
-from .exceptions import BudgetExhaustedError, EngineClosedError, ModelStateError
+from .exceptions import BudgetExhaustedError, EngineClosedError, JournalError, ModelStateError
+from .history import ModelRecord
+from .journal import SqliteJournal
 from .model import Model
 from .status import ModelStatus
 
@@ -61,6 +72,7 @@ class _Entry:
     """The engine's bookkeeping for one submitted model."""
 
     model: Model
+    model_id: int
     # End events published or owed but not yet delivered (one per pending submission).
     pending_ends: int = 0
 
@@ -142,7 +154,21 @@ class SequentialExecutionEngine(ExecutionEngine):
         cancel_grace: float | None = None,
         max_queue_size: int | None = None,
         event_buffer_size: int = 10_000,
+        journal: SqliteJournal | None = None,
+        resume: ResumePolicy = "interrupt",
+        model_factory: ModelFactory | None = None,
     ) -> None:
+        if journal is not None and not isinstance(journal, SqliteJournal):
+            raise TypeError(f"journal must be an aionas.SqliteJournal or None, got {journal!r}")
+        if resume not in ("interrupt", "requeue"):
+            raise ValueError(f"resume must be 'interrupt' or 'requeue', got {resume!r}")
+        if resume == "requeue" and model_factory is None:
+            raise ValueError(
+                "resume='requeue' runs unfinished models again, so it needs "
+                "model_factory=lambda params: YourModel(params) to rebuild them"
+            )
+        if model_factory is not None and not callable(model_factory):
+            raise TypeError(f"model_factory must be callable, got {model_factory!r}")
         _positive("max_model_count", max_model_count, integer=True)
         _positive("max_duration", max_duration)
         _positive("max_model_duration", max_model_duration)
@@ -160,6 +186,9 @@ class SequentialExecutionEngine(ExecutionEngine):
         self.cancel_grace = cancel_grace
         self.max_queue_size = max_queue_size
         self.event_buffer_size = event_buffer_size
+        self.journal = journal
+        self.resume = resume
+        self.model_factory = model_factory
 
         self._phase = _Phase.NEW
         # Everything below that the worker thread touches is guarded by this.
@@ -175,12 +204,15 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._model_count = 0
         self._total_duration = 0.0
         self._seq = 0
+        self._next_id = 1
+        self._journaled = 0  # event rows committed to the journal
         self._ended = {ModelStatus.Trained: 0, ModelStatus.Failed: 0, ModelStatus.Interrupted: 0}
         self._dropped_reports = 0
         self._abandoned_threads = 0
         self._undelivered = 0  # end events owed to subscribers, all models together
         self._fatal: BaseException | None = None  # raised when the block exits
         self._fatal_model: Model | None = None
+        self._pending_resubmissions: list[int] = []
 
         # Loop-side wake-ups, set by whoever changes the state they wait on.
         self._events_ready: anyio.Event | None = None  # the delivery task is idle
@@ -208,6 +240,14 @@ class SequentialExecutionEngine(ExecutionEngine):
                 f"this engine is {self._phase.value}; an engine runs once, so create a new "
                 "SequentialExecutionEngine (carry budgets over with state_dict())"
             )
+        restored = None
+        if self.journal is not None:
+            restored = await anyio.to_thread.run_sync(self.journal._open)
+            try:
+                self._restore(restored)
+            except BaseException:
+                await anyio.to_thread.run_sync(self.journal._close)
+                raise
         self._call_soon = current_loop_caller()
         self._loop_thread = threading.get_ident()
         protect_from_keyboard_interrupt(
@@ -223,7 +263,50 @@ class SequentialExecutionEngine(ExecutionEngine):
         task_group.start_soon(self._deliver_events, name="aionas delivery")
         if self._watch_deadlines:
             task_group.start_soon(self._watch, name="aionas deadlines")
+        if restored is not None:
+            self._resume_unfinished(restored)
         return self
+
+    def _restore(self, restored: Restored) -> None:
+        """Take over a journal's history, budgets and sequence numbers."""
+        assert self.journal is not None
+        experiment = self.journal.experiment
+        self._model_count = restored.model_count
+        self._total_duration = restored.total_duration
+        self._seq = restored.next_seq
+        self._next_id = restored.next_id
+        self._restored_ids: dict[int, Model] = {}
+        for row in restored.models:
+            model = rebuild(row, self.model_factory, experiment)
+            self._entries[id(model)] = _Entry(model, row.model_id)
+            self._history.append(model)
+            self._restored_ids[row.model_id] = model
+
+    def _resume_unfinished(self, restored: Restored) -> None:
+        """End (``resume='interrupt'``) or queue again (``'requeue'``) what did not finish."""
+        requeue: list[Model] = []
+        retried: list[int] = []
+        with self._lock:
+            for row in restored.models:
+                model = self._restored_ids[row.model_id]
+                entry = self._entries[id(model)]
+                if self.resume == "requeue" and to_requeue(row):
+                    if not row.unfinished:
+                        retried.append(row.model_id)  # a new submission of an ended model
+                    model.status = ModelStatus.Retrying
+                    model._aionas_busy = True
+                    requeue.append(model)
+                elif row.unfinished:
+                    entry.pending_ends += 1
+                    self._undelivered += 1
+                    self._end_locked(model, ModelStatus.Interrupted, "crash", None)
+            for model in requeue:
+                self._entries[id(model)].pending_ends += 1
+                self._undelivered += 1
+            self._queue.extend(requeue)
+            self._pending_resubmissions = retried
+            self._notify_locked()
+        del self._restored_ids
 
     async def __aexit__(
         self,
@@ -248,6 +331,8 @@ class SequentialExecutionEngine(ExecutionEngine):
             self._cancel_async_run()
             interrupt = await self._wait_through_interrupts(self._worker_done)
             interrupt = await self._wait_through_interrupts(self._delivery_done) or interrupt
+            if self.journal is not None:
+                await anyio.to_thread.run_sync(self.journal._close)
         # Every task has finished (they are shielded and stopped above), so this only
         # joins them; it must run outside the shield to exit the right cancel scope.
         assert self._task_group is not None
@@ -337,31 +422,97 @@ class SequentialExecutionEngine(ExecutionEngine):
                     changed = self._state_event_locked()
                 waited = True
                 await changed.wait()
+        params = [params_json(model) for model in models] if self.journal is not None else []
+        new: list[_Entry] = []
         with self._lock:
             if waited:  # a callback may have queued one of them meanwhile
                 self._check_accepting()
                 self._check_models(models)
             self._check_budget_locked(len(models))
+            entries = self._entries
             for model in models:
                 model._aionas_busy = True
-                entry = self._entries.get(id(model))
+                entry = entries.get(id(model))
                 if entry is None:
-                    entry = self._entries[id(model)] = _Entry(model)
+                    entry = entries[id(model)] = _Entry(model, self._next_id)
+                    model.model_id = self._next_id
+                    self._next_id += 1
                     self._history.append(model)
+                    new.append(entry)
                 entry.pending_ends += 1
-                self._undelivered += 1
-                self._queue.append(model)
+            self._undelivered += len(models)
             self._model_count += len(models)
-            self._notify_locked()
+            if self.journal is None:
+                self._queue.extend(models)
+                self._notify_locked()
+                return
+            count = self._model_count
+        await self._journal_submissions(models, params, new, count)
+
+    async def _journal_submissions(
+        self, models: tuple[Model, ...], params: list[str], new: list[_Entry], count: int
+    ) -> None:
+        """Commit the submissions, then queue the models: a crash never forgets one."""
+        assert self.journal is not None
+        now = time.time()
+        fresh = {id(entry.model) for entry in new}
+        rows = [
+            (self._entries[id(m)].model_id, text, type(m).__qualname__, now)
+            for m, text in zip(models, params, strict=True)
+            if id(m) in fresh
+        ]
+        retried = [self._entries[id(m)].model_id for m in models if id(m) not in fresh]
+        retried += self._take_pending_resubmissions()
+        with anyio.CancelScope(shield=True):  # once reserved, the models are queued or ended
+            try:
+                await anyio.to_thread.run_sync(
+                    self.journal._writer().record_submissions, rows, retried, count
+                )
+            except Exception as error:
+                self._unreserve(models, new)
+                raise JournalError(
+                    f"could not record the submission in {self.journal!r}: "
+                    f"{type(error).__name__}: {error}; nothing was queued"
+                ) from error
+            with self._lock:
+                if self._phase is _Phase.RUNNING:
+                    self._queue.extend(models)
+                    self._notify_locked()
+                else:  # the engine stopped while we were writing
+                    for model in models:
+                        self._end_unstarted_locked(model, "shutdown")
+
+    def _take_pending_resubmissions(self) -> list[int]:
+        retried: list[int] = getattr(self, "_pending_resubmissions", [])
+        self._pending_resubmissions = []
+        return retried
+
+    def _unreserve(self, models: tuple[Model, ...], new: list[_Entry]) -> None:
+        with self._lock:
+            for model in models:
+                model._aionas_busy = False
+                self._entries[id(model)].pending_ends -= 1
+            for entry in new:
+                del self._entries[id(entry.model)]
+                self._history.remove(entry.model)
+                entry.model.model_id = None
+            self._undelivered -= len(models)
+            self._model_count -= len(models)
 
     def _check_models(self, models: tuple[Model, ...]) -> None:
         for model in models:
             if (
                 isinstance(model, Model)
                 and getattr(model, "_aionas_busy", None) is False
+                and not isinstance(model, ModelRecord)
                 and model.status in _READY
             ):
                 continue  # the common case, checked cheaply; the rest says what is wrong
+            if isinstance(model, ModelRecord):
+                raise ModelStateError(
+                    f"{model!r} is a record restored from a journal and cannot run; pass "
+                    "model_factory=... to the engine to get executable models back"
+                )
             if not isinstance(model, Model):
                 raise TypeError(
                     f"submit_models takes aionas.Model instances, got {type(model).__name__} "
@@ -564,7 +715,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         if self._state_changed is not None:
             self._wake_state_locked()
 
-    def _fail_locked(self, model: Model, error: BaseException | None) -> None:
+    def _fail_locked(self, model: Model | None, error: BaseException | None) -> None:
         if self._fatal is None and error is not None:
             self._fatal, self._fatal_model = error, model
         self._stop_locked("shutdown")
@@ -576,6 +727,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         """Apply and publish one report of ``run``; called by the trial API."""
         model = run.model
         value = model.metrics._check(metric)  # ValueError for a non-number, before any wait
+        if self.journal is not None and type(metric) is not float and type(metric) is not int:
+            check_metric_json(metric)
         with self._lock:
             while True:
                 if run.finished:
@@ -776,6 +929,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                     if batch:
                         self._outbox = []
                         self._notify_locked()  # room for a waiting report or start
+                        spent = self._total_duration
                     elif self._delivery_stop:
                         break
                     else:
@@ -783,7 +937,33 @@ class SequentialExecutionEngine(ExecutionEngine):
                 if not batch:
                     await ready.wait()
                     continue
+                if self.journal is not None:
+                    await self._journal_events(batch, spent)
                 await deliver(batch, self._end_delivered)
+
+    async def _journal_events(self, batch: list[ModelEvent], spent: float) -> None:
+        """Commit a batch before anyone sees it (the journal's guarantee)."""
+        assert self.journal is not None
+        try:
+            self._journaled += await anyio.to_thread.run_sync(
+                self.journal._writer().record_events, batch, self._model_id_of, spent
+            )
+        except Exception as error:
+            # Nothing can be made durable any more: stop, and say so when the block exits.
+            # The events are still delivered, so that every model ends and nobody hangs.
+            _logger.error("journal write failed; stopping the engine", exc_info=error)
+            failure = JournalError(
+                f"writing to {self.journal!r} failed ({type(error).__name__}: {error}); "
+                "the engine stopped, and the events after the last commit are not in the journal"
+            )
+            failure.__cause__ = error
+            with self._lock:
+                self._fail_locked(None, failure)
+                self._cond.notify_all()
+            self._cancel_async_run()
+
+    def _model_id_of(self, model: Model) -> int:
+        return self._entries[id(model)].model_id
 
     def _end_delivered(self, event: ModelEvent) -> None:
         """A ``TrainingEndEvent`` has reached everyone: settle its model."""
@@ -882,6 +1062,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                 callback_errors=self._dispatcher.callback_errors,
                 dropped_reports=self._dropped_reports,
                 abandoned_threads=self._abandoned_threads,
+                journaled_events=self._journaled,
             )
 
     # ------------------------------------------------------------------ callbacks
