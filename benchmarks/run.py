@@ -43,7 +43,7 @@ FIGURES: list[tuple[str, Figure, tuple[str, ...]]] = [
 
 
 def _format(value: float, unit: str) -> str:
-    if unit in {"events"}:
+    if unit in {"events", "rows/s"}:
         return f"{value:,.0f} {unit}"
     return f"{value:,.2f} {unit}"
 

@@ -75,7 +75,13 @@ async def test_every_event_type_and_status_round_trips(tmp_path: Path) -> None:
     assert summary.experiments == ("exp",)
     assert summary.best_model_id == 3  # inf beats 2.0
 
-    stored = rows(db, "SELECT seq, type, raw, status, reason FROM events ORDER BY seq")
+    stored = rows(
+        db,
+        "SELECT seq, type, data, "
+        "CASE type WHEN 'training_end' THEN json_extract(data, '$.status') END, "
+        "CASE type WHEN 'training_end' THEN json_extract(data, '$.reason') END "
+        "FROM events ORDER BY seq",
+    )
     assert [r[0] for r in stored] == [e.seq for e in recorder.events]
     assert [r[1] for r in stored] == [e.event_type.value for e in recorder.events]
     ends = [r for r in stored if r[1] == "training_end"]
@@ -86,6 +92,13 @@ async def test_every_event_type_and_status_round_trips(tmp_path: Path) -> None:
         ("interrupted", "cancelled"),
     ]
     assert any(r[2] == '{"default": 0.25, "loss": NaN}' for r in stored)
+    statuses = rows(db, "SELECT id, status, reason, error_type FROM model_status ORDER BY id")
+    assert statuses == [
+        (1, "trained", "completed", None),
+        (2, "failed", "failed", "ValueError"),
+        (3, "trained", "completed", None),
+        (4, "interrupted", "cancelled", "ModelInterrupted"),
+    ]
 
 
 async def test_every_received_event_is_already_committed(tmp_path: Path) -> None:

@@ -59,7 +59,9 @@ def test_sigkill_loses_nothing_that_was_seen(tmp_path: Path, kill_after: int) ->
         assert models[model_id].status is ModelStatus.Interrupted
     for model_id in running:
         reasons = rows(
-            db, f"SELECT reason FROM events WHERE model_id = {model_id} AND type = 'training_end'"
+            db,
+            "SELECT json_extract(data, '$.reason') FROM events "
+            f"WHERE model_id = {model_id} AND type = 'training_end'",
         )
         assert reasons == [("crash",)]
     assert unfinished(db) == {}
@@ -104,14 +106,16 @@ def test_sigint_stops_cleanly_and_leaves_a_consistent_journal(tmp_path: Path) ->
     interrupted = [m for m in models if m.status is ModelStatus.Interrupted]
     assert interrupted
     assert summary.by_status["trained"] + len(interrupted) == 200
-    reasons = {r[0] for r in rows(db, "SELECT reason FROM events WHERE status = 'interrupted'")}
+    reasons = {
+        r[0] for r in rows(db, "SELECT reason FROM model_status WHERE status = 'interrupted'")
+    }
     assert reasons == {"shutdown"}
     # the model that was running ended interrupted after it had started
     started_and_interrupted = rows(
         db,
         "SELECT COUNT(DISTINCT e.model_id) FROM events AS e JOIN events AS s "
         "ON s.model_id = e.model_id AND s.type = 'training_start' "
-        "WHERE e.type = 'training_end' AND e.status = 'interrupted'",
+        "WHERE e.type = 'training_end' AND json_extract(e.data, '$.status') = 'interrupted'",
     )
     assert started_and_interrupted == [(1,)]
     owner = rows(db, "SELECT owner_pid FROM experiments")

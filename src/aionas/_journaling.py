@@ -28,15 +28,17 @@ def params_json(model: Model) -> str:
     :raises TypeError: naming the first key whose value JSON cannot hold.
     """
     params = model.params
+    if not params:
+        return "{}"
     for key in params:
         if not isinstance(key, str):
             raise TypeError(f"param name {key!r} of {model!r} is not a string; {_HINT}")
     try:
-        return json.dumps(params, allow_nan=True)
+        return json.dumps(params)  # NaN and infinities are allowed by default
     except (TypeError, ValueError):
         for key, value in params.items():
             try:
-                json.dumps(value, allow_nan=True)
+                json.dumps(value)
             except (TypeError, ValueError) as error:
                 raise TypeError(
                     f"param {key!r} of {model!r} is not JSON-serialisable ({error}); {_HINT}"
@@ -47,7 +49,7 @@ def params_json(model: Model) -> str:
 def check_metric_json(metric: Any) -> None:
     """:raises TypeError: if a reported metric (a dict, say) cannot be stored as JSON."""
     try:
-        json.dumps(metric, allow_nan=True)
+        json.dumps(metric)
     except (TypeError, ValueError) as error:
         raise TypeError(f"metric {metric!r} is not JSON-serialisable ({error}); {_HINT}") from None
 

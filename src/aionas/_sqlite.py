@@ -2,14 +2,17 @@
 
 Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``):
 
-- ``experiments``: one row per experiment: the budget counters (``model_count``,
+- ``experiments``: one row per experiment (``id``, ``name``): the budget counters (``model_count``,
   ``total_duration``) and the writing engine's process (``owner_pid``,
   ``owner_host``), cleared when it closes.
 - ``models``: one row per model: ``id``, ``params`` (JSON), its class name, when
   it was first submitted, and how many times it was submitted.
-- ``events``: one row per event, in ``seq`` order: ``type``, ``time``, the raw
-  metric as JSON and its canonical value, and for an end event the status,
-  reason, duration and error (type, message, traceback).
+- ``events``: one row per event, in ``seq`` order: ``model_id``, ``type``,
+  ``time``, ``value`` (a metric's canonical number) and ``data`` (JSON): for a
+  metric the raw value as reported; for an end event ``status``, ``reason``,
+  ``duration`` and, if any, ``error`` (``type``, ``message``, ``traceback``).
+  Few columns on purpose: binding a column costs about as much as the rest of
+  the insert.
 
 A model's status, metrics and error are what its events say; the view
 ``model_status`` shows them for people reading the file with ``sqlite3``.
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .events import ModelEvent, ModelEventType, TrainingEndEvent, TrainingStartEvent
+from .events import ModelEvent, ModelEventType, TrainingEndEvent
 from .exceptions import JournalError
 from .history import History, ModelRecord, RestoredError, summarize
 from .metrics import Metrics, canonical_metric
@@ -50,7 +53,8 @@ SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE experiments (
-    name TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
     created REAL NOT NULL,
     model_count INTEGER NOT NULL DEFAULT 0,
     total_duration REAL NOT NULL DEFAULT 0,
@@ -58,34 +62,34 @@ CREATE TABLE experiments (
     owner_host TEXT
 );
 CREATE TABLE models (
-    experiment TEXT NOT NULL,
+    experiment INTEGER NOT NULL REFERENCES experiments (id),
     id INTEGER NOT NULL,
     params TEXT NOT NULL,
     class TEXT NOT NULL,
     submitted REAL NOT NULL,
     submissions INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (experiment, id)
-);
+) WITHOUT ROWID;
 CREATE TABLE events (
-    experiment TEXT NOT NULL,
+    experiment INTEGER NOT NULL REFERENCES experiments (id),
     seq INTEGER NOT NULL,
     model_id INTEGER NOT NULL,
     type TEXT NOT NULL,
     time REAL NOT NULL,
-    raw TEXT,
     value REAL,
-    status TEXT,
-    reason TEXT,
-    duration REAL,
-    error_type TEXT,
-    error_message TEXT,
-    error_traceback TEXT,
+    data TEXT,
     PRIMARY KEY (experiment, seq)
-);
+) WITHOUT ROWID;
 CREATE VIEW model_status AS
-    SELECT m.experiment, m.id, m.params, e.status, e.reason, e.duration, e.error_type,
-           e.error_message, e.time AS ended
-    FROM models AS m LEFT JOIN events AS e
+    SELECT x.name AS experiment, m.id, m.params,
+           json_extract(e.data, '$.status') AS status,
+           json_extract(e.data, '$.reason') AS reason,
+           json_extract(e.data, '$.duration') AS duration,
+           json_extract(e.data, '$.error.type') AS error_type,
+           json_extract(e.data, '$.error.message') AS error_message, e.time AS ended
+    FROM models AS m
+    JOIN experiments AS x ON x.id = m.experiment
+    LEFT JOIN events AS e
       ON e.experiment = m.experiment AND e.model_id = m.id AND e.type = 'training_end'
      AND e.seq = (SELECT MAX(seq) FROM events
                   WHERE experiment = m.experiment AND model_id = m.id
@@ -95,6 +99,8 @@ CREATE VIEW model_status AS
 #: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1`` (none yet).
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
+_TYPE_NAMES = {kind: kind.value for kind in ModelEventType}
+_CHUNK = 1_000  # event rows per transaction
 _open_for_writing: set[tuple[str, str]] = set()  # (file, experiment) in this process
 _open_lock = threading.Lock()
 
@@ -107,7 +113,35 @@ def encode_json(value: Any) -> str:
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if type(value) is int:
         return str(value)
-    return json.dumps(value, allow_nan=True)
+    return json.dumps(value)  # allow_nan is the default: NaN is written as NaN
+
+
+def _end_data(event: TrainingEndEvent, duration: float | None) -> str:
+    """The JSON ``data`` of an end event, written by hand: it is on the hot path."""
+    error = event.error
+    if error is not None:
+        return json.dumps(
+            {
+                "status": event.status.value,
+                "reason": event.reason,
+                "duration": duration,
+                "error": {
+                    "type": type(error).__qualname__,
+                    "message": str(error),
+                    "traceback": "".join(traceback.format_exception(error)),
+                },
+            }
+        )
+    key = (event.status, event.reason)
+    prefix = _END_PREFIX.get(key)
+    if prefix is None:  # status and reason are fixed identifiers: no escaping is needed
+        prefix = _END_PREFIX[key] = (
+            f'{{"status": "{event.status.value}", "reason": "{event.reason}", "duration": '
+        )
+    return prefix + ("null" if duration is None else encode_json(duration)) + "}"
+
+
+_END_PREFIX: dict[tuple[ModelStatus, str], str] = {}
 
 
 def _canonical(raw: Any) -> float | None:
@@ -214,6 +248,7 @@ class Store:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._started: dict[int, float] = {}  # model id -> start time of its current run
+        self._eid = 0  # the experiment's row id
 
     # -- opening -----------------------------------------------------------------
 
@@ -232,8 +267,8 @@ class Store:
             conn = _connect(path, readonly=False)
             try:
                 self._prepare(conn)
-                self._claim(conn)
-                restored = _load(conn, path, self.experiment)
+                self._eid = self._claim(conn)
+                restored = _load(conn, path, self._eid)
             except BaseException:
                 conn.close()
                 raise
@@ -268,22 +303,22 @@ class Store:
                 path, "cannot be written; check its permissions and free space", error
             ) from None
 
-    def _claim(self, conn: sqlite3.Connection) -> None:
+    def _claim(self, conn: sqlite3.Connection) -> int:
         path, name = self.path, self.experiment
         host, pid = socket.gethostname(), os.getpid()
         try:
             conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(
-                "SELECT owner_pid, owner_host FROM experiments WHERE name = ?", (name,)
+                "SELECT id, owner_pid, owner_host FROM experiments WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
-                conn.execute(
+                eid = conn.execute(
                     "INSERT INTO experiments (name, created, owner_pid, owner_host) "
                     "VALUES (?, ?, ?, ?)",
                     (name, time.time(), pid, host),
-                )
+                ).lastrowid
             else:
-                owner_pid, owner_host = row
+                eid, owner_pid, owner_host = row
                 if (
                     owner_pid is not None
                     and owner_pid != pid
@@ -297,10 +332,12 @@ class Store:
                         "stop that engine first, or use another experiment name",
                     )
                 conn.execute(
-                    "UPDATE experiments SET owner_pid = ?, owner_host = ? WHERE name = ?",
-                    (pid, host, name),
+                    "UPDATE experiments SET owner_pid = ?, owner_host = ? WHERE id = ?",
+                    (pid, host, eid),
                 )
             conn.execute("COMMIT")
+            assert eid is not None
+            return int(eid)
         except sqlite3.Error as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -321,16 +358,16 @@ class Store:
                 conn.executemany(
                     "INSERT INTO models (experiment, id, params, class, submitted) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    [(self.experiment, *row) for row in rows],
+                    [(self._eid, *row) for row in rows],
                 )
                 conn.executemany(
                     "UPDATE models SET submissions = submissions + 1 "
                     "WHERE experiment = ? AND id = ?",
-                    [(self.experiment, model_id) for model_id in retried],
+                    [(self._eid, model_id) for model_id in retried],
                 )
                 conn.execute(
-                    "UPDATE experiments SET model_count = ? WHERE name = ?",
-                    (model_count, self.experiment),
+                    "UPDATE experiments SET model_count = ? WHERE id = ?",
+                    (model_count, self._eid),
                 )
                 conn.execute("COMMIT")
             except BaseException:
@@ -344,55 +381,79 @@ class Store:
         model_id: Callable[[Model], int],
         total_duration: float,
     ) -> int:
-        """Commit a batch of events in one transaction; returns the rows written."""
-        experiment, started = self.experiment, self._started
-        rows: list[tuple[Any, ...]] = []
+        """Commit a batch of events; ``model_id`` gives the engine's id of a model."""
+        return self._record_events(events, model_id, total_duration)
+
+    def _record_events(
+        self,
+        events: Iterable[ModelEvent],
+        model_id: Callable[[Model], int],
+        total_duration: float,
+    ) -> int:
+        """Commit a batch of events, in chunks; returns the rows written.
+
+        Rows of each kind go through their own statement binding only what varies
+        (binding a parameter costs about as much as the rest of an insert).
+        """
+        started = self._started
+        names = _TYPE_NAMES
+        intermediate, final = ModelEventType.IntermediateMetric, ModelEventType.FinalMetric
+        start, end = ModelEventType.TrainingStart, ModelEventType.TrainingEnd
+        metrics: list[tuple[Any, ...]] = []
+        starts: list[tuple[Any, ...]] = []
+        ends: list[tuple[Any, ...]] = []
+        chunks: list[tuple[list[tuple[Any, ...]], ...]] = []
+        count = 0
         for event in events:
             mid = model_id(event.model)
             kind = event.event_type
-            if kind is ModelEventType.IntermediateMetric or kind is ModelEventType.FinalMetric:
+            if kind is intermediate or kind is final:
                 raw = event.metric  # type: ignore[attr-defined]
-                rows.append(
-                    (experiment, event.seq, mid, kind.value, event.timestamp, encode_json(raw),
-                     _canonical(raw), None, None, None, None, None, None)
-                )  # fmt: skip
-            elif isinstance(event, TrainingStartEvent):
+                value = raw if type(raw) is float and raw == raw else _canonical(raw)
+                metrics.append(
+                    (event.seq, mid, names[kind], event.timestamp, value, encode_json(raw))
+                )
+            elif kind is start:
                 started[mid] = event.timestamp
-                rows.append(
-                    (experiment, event.seq, mid, kind.value, event.timestamp,
-                     None, None, None, None, None, None, None, None)
-                )  # fmt: skip
-            elif isinstance(event, TrainingEndEvent):
+                starts.append((event.seq, mid, event.timestamp))
+            elif kind is end:
+                assert isinstance(event, TrainingEndEvent)
                 begin = started.pop(mid, None)
                 duration = None if not begin else event.timestamp - begin
-                error = event.error
-                error_type = error_message = error_trace = None
-                if error is not None:
-                    error_type = type(error).__qualname__
-                    error_message = str(error)
-                    error_trace = "".join(traceback.format_exception(error))
-                rows.append(
-                    (experiment, event.seq, mid, kind.value, event.timestamp, None, None,
-                     event.status.value, event.reason, duration, error_type, error_message,
-                     error_trace)
-                )  # fmt: skip
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
-                conn.execute(
-                    "UPDATE experiments SET total_duration = ? WHERE name = ?",
-                    (total_duration, experiment),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        return len(rows)
+                ends.append((event.seq, mid, event.timestamp, _end_data(event, duration)))
+            count += 1
+            if count % _CHUNK == 0:
+                chunks.append((metrics, starts, ends))
+                metrics, starts, ends = [], [], []
+        if count % _CHUNK:
+            chunks.append((metrics, starts, ends))
+        eid = int(self._eid)  # our own integer: safe to write into the statements
+        insert_metric = f"INSERT INTO events VALUES ({eid}, ?, ?, ?, ?, ?, ?)"
+        insert_start = f"INSERT INTO events VALUES ({eid}, ?, ?, 'training_start', ?, NULL, NULL)"
+        insert_end = f"INSERT INTO events VALUES ({eid}, ?, ?, 'training_end', ?, NULL, ?)"
+        # Commit in chunks, taking turns with submissions between them: a submission
+        # waits for one chunk, never for a whole batch.
+        for metrics, starts, ends in chunks:
+            with self._lock:
+                conn = self._connection()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    if metrics:
+                        conn.executemany(insert_metric, metrics)
+                    if starts:
+                        conn.executemany(insert_start, starts)
+                    if ends:
+                        conn.executemany(insert_end, ends)
+                    conn.execute(
+                        "UPDATE experiments SET total_duration = ? WHERE id = ?",
+                        (total_duration, eid),
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        return count
 
     def close(self) -> None:
         """Release the experiment and close the file."""
@@ -402,8 +463,8 @@ class Store:
                 return
             try:
                 conn.execute(
-                    "UPDATE experiments SET owner_pid = NULL, owner_host = NULL WHERE name = ?",
-                    (self.experiment,),
+                    "UPDATE experiments SET owner_pid = NULL, owner_host = NULL WHERE id = ?",
+                    (self._eid,),
                 )
             except sqlite3.Error:
                 pass  # the owner check treats a dead process as gone anyway
@@ -421,19 +482,18 @@ class Store:
 # -- reading -----------------------------------------------------------------------
 
 
-def _load(conn: sqlite3.Connection, path: Path, experiment: str) -> Restored:
-    """Rebuild one experiment from its rows."""
+def _load(conn: sqlite3.Connection, path: Path, experiment: int) -> Restored:
+    """Rebuild one experiment (by row id) from its rows."""
     try:
         row = conn.execute(
-            "SELECT model_count, total_duration FROM experiments WHERE name = ?", (experiment,)
+            "SELECT model_count, total_duration FROM experiments WHERE id = ?", (experiment,)
         ).fetchone()
         model_rows = conn.execute(
             "SELECT id, params, class, submissions FROM models WHERE experiment = ? ORDER BY id",
             (experiment,),
         ).fetchall()
         event_rows = conn.execute(
-            "SELECT seq, model_id, type, raw, status, reason, error_type, error_message, "
-            "error_traceback FROM events WHERE experiment = ? ORDER BY seq",
+            "SELECT seq, model_id, type, data FROM events WHERE experiment = ? ORDER BY seq",
             (experiment,),
         ).fetchall()
     except sqlite3.DatabaseError as error:
@@ -442,7 +502,7 @@ def _load(conn: sqlite3.Connection, path: Path, experiment: str) -> Restored:
     for model_id, params, class_name, submissions in model_rows:
         models[model_id] = RestoredModel(model_id, json.loads(params), class_name, submissions)
     next_seq = 0
-    for seq, model_id, kind, raw, status, reason, error_type, message, trace in event_rows:
+    for seq, model_id, kind, data in event_rows:
         next_seq = seq + 1
         model = models.get(model_id)
         if model is None:
@@ -451,15 +511,19 @@ def _load(conn: sqlite3.Connection, path: Path, experiment: str) -> Restored:
             model.metrics.clear()
             model.status, model.error, model.running = ModelStatus.Training, None, True
         elif kind == "intermediate_metric":
-            model.metrics.add_intermediate(_restore_metric(raw))
+            model.metrics.add_intermediate(_restore_metric(data))
         elif kind == "final_metric":
-            model.metrics.final = _restore_metric(raw)
+            model.metrics.final = _restore_metric(data)
         elif kind == "training_end":
+            end = json.loads(data)
             model.ends += 1
-            model.status, model.reason, model.running = ModelStatus(status), reason, False
-            model.error = None
-            if error_type is not None and model.status is ModelStatus.Failed:
-                model.error = RestoredError(error_type, message or "", trace or "")
+            model.status, model.reason = ModelStatus(end["status"]), end["reason"]
+            model.running, model.error = False, None
+            details = end.get("error")
+            if details is not None and model.status is ModelStatus.Failed:
+                model.error = RestoredError(
+                    details["type"], details.get("message", ""), details.get("traceback", "")
+                )
     for model in models.values():
         if model.unfinished and not model.running and model.status.completed():
             model.status = ModelStatus.Retrying  # queued again after an end
@@ -498,17 +562,19 @@ def read_history(path: Path, experiment: str | None) -> History:
     try:
         _check_version(conn, path)
         try:
-            names = [row[0] for row in conn.execute("SELECT name FROM experiments ORDER BY name")]
+            found = conn.execute("SELECT name, id FROM experiments ORDER BY name").fetchall()
         except sqlite3.DatabaseError as error:
             raise _fail(path, "cannot be read; it may be corrupt", error) from None
+        ids = dict(found)
+        names = list(ids)
         if experiment is not None:
-            if experiment not in names:
+            if experiment not in ids:
                 raise _fail(path, f"holds no experiment {experiment!r} (it holds {names})")
             names = [experiment]
         models: list[Model] = []
         model_count, total_duration = 0, 0.0
         for name in names:
-            restored = _load(conn, path, name)
+            restored = _load(conn, path, ids[name])
             models.extend(to_record(model, name) for model in restored.models)
             model_count += restored.model_count
             total_duration += restored.total_duration

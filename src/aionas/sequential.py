@@ -455,13 +455,16 @@ class SequentialExecutionEngine(ExecutionEngine):
         """Commit the submissions, then queue the models: a crash never forgets one."""
         assert self.journal is not None
         now = time.time()
-        fresh = {id(entry.model) for entry in new}
+        text = dict(zip(map(id, models), params, strict=True))
         rows = [
-            (self._entries[id(m)].model_id, text, type(m).__qualname__, now)
-            for m, text in zip(models, params, strict=True)
-            if id(m) in fresh
+            (entry.model_id, text[id(entry.model)], type(entry.model).__qualname__, now)
+            for entry in new
         ]
-        retried = [self._entries[id(m)].model_id for m in models if id(m) not in fresh]
+        retried = []
+        if len(new) < len(models):
+            fresh = {id(entry.model) for entry in new}
+            entries = self._entries
+            retried = [entries[id(m)].model_id for m in models if id(m) not in fresh]
         retried += self._take_pending_resubmissions()
         with anyio.CancelScope(shield=True):  # once reserved, the models are queued or ended
             try:
@@ -963,6 +966,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             self._cancel_async_run()
 
     def _model_id_of(self, model: Model) -> int:
+        # The engine's own id: the model may meanwhile have moved to another engine.
         return self._entries[id(model)].model_id
 
     def _end_delivered(self, event: ModelEvent) -> None:
