@@ -92,6 +92,8 @@ async def test_every_event_type_and_status_round_trips(tmp_path: Path) -> None:
         ("interrupted", "cancelled"),
     ]
     assert any(r[2] == '{"default": 0.25, "loss": NaN}' for r in stored)
+    durations = rows(db, "SELECT duration, ended - started FROM model_status ORDER BY id")
+    assert all(d is not None and d >= 0 and d == pytest.approx(e) for d, e in durations)
     statuses = rows(db, "SELECT id, status, reason, error_type FROM model_status ORDER BY id")
     assert statuses == [
         (1, "trained", "completed", None),

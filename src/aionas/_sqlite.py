@@ -9,8 +9,9 @@ Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``):
   it was first submitted, and how many times it was submitted.
 - ``events``: one row per event, in ``seq`` order: ``model_id``, ``type``,
   ``time``, ``value`` (a metric's canonical number) and ``data`` (JSON): for a
-  metric the raw value as reported; for an end event ``status``, ``reason``,
-  ``duration`` and, if any, ``error`` (``type``, ``message``, ``traceback``).
+  metric the raw value as reported; for an end event ``status``, ``reason`` and,
+  if any, ``error`` (``type``, ``message``, ``traceback``). A run's duration is
+  its end's ``time`` less its start's (the view computes it).
   Few columns on purpose: binding a column costs about as much as the rest of
   the insert.
 
@@ -32,7 +33,7 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,9 +85,17 @@ CREATE VIEW model_status AS
     SELECT x.name AS experiment, m.id, m.params,
            json_extract(e.data, '$.status') AS status,
            json_extract(e.data, '$.reason') AS reason,
-           json_extract(e.data, '$.duration') AS duration,
+           (SELECT s.time FROM events AS s
+             WHERE s.experiment = e.experiment AND s.model_id = e.model_id
+               AND s.type = 'training_start' AND s.seq < e.seq
+             ORDER BY s.seq DESC LIMIT 1) AS started,
+           e.time AS ended,
+           e.time - (SELECT s.time FROM events AS s
+                      WHERE s.experiment = e.experiment AND s.model_id = e.model_id
+                        AND s.type = 'training_start' AND s.seq < e.seq
+                      ORDER BY s.seq DESC LIMIT 1) AS duration,
            json_extract(e.data, '$.error.type') AS error_type,
-           json_extract(e.data, '$.error.message') AS error_message, e.time AS ended
+           json_extract(e.data, '$.error.message') AS error_message
     FROM models AS m
     JOIN experiments AS x ON x.id = m.experiment
     LEFT JOIN events AS e
@@ -116,32 +125,22 @@ def encode_json(value: Any) -> str:
     return json.dumps(value)  # allow_nan is the default: NaN is written as NaN
 
 
-def _end_data(event: TrainingEndEvent, duration: float | None) -> str:
-    """The JSON ``data`` of an end event, written by hand: it is on the hot path."""
+def _end_data(event: TrainingEndEvent) -> str:
+    """The JSON ``data`` of an end event (remembered for the common, error-free case)."""
+    data: dict[str, Any] = {"status": event.status.value, "reason": event.reason}
     error = event.error
-    if error is not None:
-        return json.dumps(
-            {
-                "status": event.status.value,
-                "reason": event.reason,
-                "duration": duration,
-                "error": {
-                    "type": type(error).__qualname__,
-                    "message": str(error),
-                    "traceback": "".join(traceback.format_exception(error)),
-                },
-            }
-        )
-    key = (event.status, event.reason)
-    prefix = _END_PREFIX.get(key)
-    if prefix is None:  # status and reason are fixed identifiers: no escaping is needed
-        prefix = _END_PREFIX[key] = (
-            f'{{"status": "{event.status.value}", "reason": "{event.reason}", "duration": '
-        )
-    return prefix + ("null" if duration is None else encode_json(duration)) + "}"
+    if error is None:
+        text = _END_DATA[event.status, event.reason] = json.dumps(data)
+        return text
+    data["error"] = {
+        "type": type(error).__qualname__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(error)),
+    }
+    return json.dumps(data)
 
 
-_END_PREFIX: dict[tuple[ModelStatus, str], str] = {}
+_END_DATA: dict[tuple[ModelStatus, str], str] = {}
 
 
 def _canonical(raw: Any) -> float | None:
@@ -247,7 +246,6 @@ class Store:
         self._key = (str(path.resolve()), experiment)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._started: dict[int, float] = {}  # model id -> start time of its current run
         self._eid = 0  # the experiment's row id
 
     # -- opening -----------------------------------------------------------------
@@ -274,9 +272,6 @@ class Store:
                 raise
             _open_for_writing.add(self._key)
         self._conn = conn
-        for model in restored.models:
-            if model.running:
-                self._started[model.model_id] = 0.0
         return restored
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
@@ -378,16 +373,16 @@ class Store:
     def record_events(
         self,
         events: Iterable[ModelEvent],
-        model_id: Callable[[Model], int],
+        model_ids: Mapping[int, int],
         total_duration: float,
     ) -> int:
-        """Commit a batch of events; ``model_id`` gives the engine's id of a model."""
-        return self._record_events(events, model_id, total_duration)
+        """Commit a batch of events; ``model_ids`` maps ``id(model)`` to the engine's id."""
+        return self._record_events(events, model_ids, total_duration)
 
     def _record_events(
         self,
         events: Iterable[ModelEvent],
-        model_id: Callable[[Model], int],
+        model_ids: Mapping[int, int],
         total_duration: float,
     ) -> int:
         """Commit a batch of events, in chunks; returns the rows written.
@@ -395,38 +390,34 @@ class Store:
         Rows of each kind go through their own statement binding only what varies
         (binding a parameter costs about as much as the rest of an insert).
         """
-        started = self._started
         names = _TYPE_NAMES
+        known = _END_DATA
         intermediate, final = ModelEventType.IntermediateMetric, ModelEventType.FinalMetric
         start, end = ModelEventType.TrainingStart, ModelEventType.TrainingEnd
-        metrics: list[tuple[Any, ...]] = []
-        starts: list[tuple[Any, ...]] = []
-        ends: list[tuple[Any, ...]] = []
+        batch: list[Any] = events if isinstance(events, list) else list(events)
         chunks: list[tuple[list[tuple[Any, ...]], ...]] = []
-        count = 0
-        for event in events:
-            mid = model_id(event.model)
-            kind = event.event_type
-            if kind is intermediate or kind is final:
-                raw = event.metric  # type: ignore[attr-defined]
-                value = raw if type(raw) is float and raw == raw else _canonical(raw)
-                metrics.append(
-                    (event.seq, mid, names[kind], event.timestamp, value, encode_json(raw))
-                )
-            elif kind is start:
-                started[mid] = event.timestamp
-                starts.append((event.seq, mid, event.timestamp))
-            elif kind is end:
-                assert isinstance(event, TrainingEndEvent)
-                begin = started.pop(mid, None)
-                duration = None if not begin else event.timestamp - begin
-                ends.append((event.seq, mid, event.timestamp, _end_data(event, duration)))
-            count += 1
-            if count % _CHUNK == 0:
-                chunks.append((metrics, starts, ends))
-                metrics, starts, ends = [], [], []
-        if count % _CHUNK:
+        for offset in range(0, len(batch), _CHUNK):
+            metrics: list[tuple[Any, ...]] = []
+            starts: list[tuple[Any, ...]] = []
+            ends: list[tuple[Any, ...]] = []
+            for event in batch[offset : offset + _CHUNK]:
+                mid = model_ids[id(event.model)]
+                kind = event.event_type
+                if kind is start:
+                    starts.append((event.seq, mid, event.timestamp))
+                elif kind is end:
+                    data = None
+                    if event.error is None:
+                        data = known.get((event.status, event.reason))
+                    ends.append((event.seq, mid, event.timestamp, data or _end_data(event)))
+                elif kind is intermediate or kind is final:
+                    raw = event.metric
+                    value = raw if type(raw) is float and raw == raw else _canonical(raw)
+                    metrics.append(
+                        (event.seq, mid, names[kind], event.timestamp, value, encode_json(raw))
+                    )
             chunks.append((metrics, starts, ends))
+        count = len(batch)
         eid = int(self._eid)  # our own integer: safe to write into the statements
         insert_metric = f"INSERT INTO events VALUES ({eid}, ?, ?, ?, ?, ?, ?)"
         insert_start = f"INSERT INTO events VALUES ({eid}, ?, ?, 'training_start', ?, NULL, NULL)"

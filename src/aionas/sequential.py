@@ -199,6 +199,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._running: Run | None = None
         self._history: list[Model] = []
         self._entries: dict[int, _Entry] = {}
+        # id(model) -> this engine's id for it (a model may later move to another engine)
+        self._ids: dict[int, int] = {}
         self._outbox: list[ModelEvent] = []
         self._closing = False  # the worker exits once the queue is empty
         self._model_count = 0
@@ -279,6 +281,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         for row in restored.models:
             model = rebuild(row, self.model_factory, experiment)
             self._entries[id(model)] = _Entry(model, row.model_id)
+            self._ids[id(model)] = row.model_id
             self._history.append(model)
             self._restored_ids[row.model_id] = model
 
@@ -435,7 +438,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                 entry = entries.get(id(model))
                 if entry is None:
                     entry = entries[id(model)] = _Entry(model, self._next_id)
-                    model.model_id = self._next_id
+                    self._ids[id(model)] = model.model_id = self._next_id
                     self._next_id += 1
                     self._history.append(model)
                     new.append(entry)
@@ -497,6 +500,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._entries[id(model)].pending_ends -= 1
             for entry in new:
                 del self._entries[id(entry.model)]
+                del self._ids[id(entry.model)]
                 self._history.remove(entry.model)
                 entry.model.model_id = None
             self._undelivered -= len(models)
@@ -949,7 +953,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         assert self.journal is not None
         try:
             self._journaled += await anyio.to_thread.run_sync(
-                self.journal._writer().record_events, batch, self._model_id_of, spent
+                self.journal._writer().record_events, batch, self._ids, spent
             )
         except Exception as error:
             # Nothing can be made durable any more: stop, and say so when the block exits.
@@ -964,10 +968,6 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._fail_locked(None, failure)
                 self._cond.notify_all()
             self._cancel_async_run()
-
-    def _model_id_of(self, model: Model) -> int:
-        # The engine's own id: the model may meanwhile have moved to another engine.
-        return self._entries[id(model)].model_id
 
     def _end_delivered(self, event: ModelEvent) -> None:
         """A ``TrainingEndEvent`` has reached everyone: settle its model."""
