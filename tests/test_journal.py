@@ -277,6 +277,13 @@ async def test_requeue_after_a_clean_shutdown(tmp_path: Path) -> None:
     ) as engine:
         pass
     assert [m.status for m in engine.list_models()] == [ModelStatus.Trained] * 2
+    counts = rows(db, "SELECT id, submissions FROM models ORDER BY id")
+    ends = rows(
+        db,
+        "SELECT model_id, COUNT(*) FROM events WHERE type = 'training_end' "
+        "GROUP BY model_id ORDER BY model_id",
+    )
+    assert counts == ends == [(1, 2), (2, 2)]  # each submission has exactly one end
 
 
 async def test_max_duration_continues_after_resume(tmp_path: Path) -> None:

@@ -214,7 +214,6 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._undelivered = 0  # end events owed to subscribers, all models together
         self._fatal: BaseException | None = None  # raised when the block exits
         self._fatal_model: Model | None = None
-        self._pending_resubmissions: list[int] = []
 
         # Loop-side wake-ups, set by whoever changes the state they wait on.
         self._events_ready: anyio.Event | None = None  # the delivery task is idle
@@ -266,7 +265,12 @@ class SequentialExecutionEngine(ExecutionEngine):
         if self._watch_deadlines:
             task_group.start_soon(self._watch, name="aionas deadlines")
         if restored is not None:
-            self._resume_unfinished(restored)
+            retried = self._resume_unfinished(restored)
+            if retried:  # ended models that run again: count their new submission
+                assert self.journal is not None
+                await anyio.to_thread.run_sync(
+                    self.journal._writer().record_submissions, [], retried, self._model_count
+                )
         return self
 
     def _restore(self, restored: Restored) -> None:
@@ -285,7 +289,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             self._history.append(model)
             self._restored_ids[row.model_id] = model
 
-    def _resume_unfinished(self, restored: Restored) -> None:
+    def _resume_unfinished(self, restored: Restored) -> list[int]:
         """End (``resume='interrupt'``) or queue again (``'requeue'``) what did not finish."""
         requeue: list[Model] = []
         retried: list[int] = []
@@ -307,9 +311,9 @@ class SequentialExecutionEngine(ExecutionEngine):
                 self._entries[id(model)].pending_ends += 1
                 self._undelivered += 1
             self._queue.extend(requeue)
-            self._pending_resubmissions = retried
             self._notify_locked()
         del self._restored_ids
+        return retried
 
     async def __aexit__(
         self,
@@ -468,7 +472,6 @@ class SequentialExecutionEngine(ExecutionEngine):
             fresh = {id(entry.model) for entry in new}
             entries = self._entries
             retried = [entries[id(m)].model_id for m in models if id(m) not in fresh]
-        retried += self._take_pending_resubmissions()
         with anyio.CancelScope(shield=True):  # once reserved, the models are queued or ended
             try:
                 await anyio.to_thread.run_sync(
@@ -487,11 +490,6 @@ class SequentialExecutionEngine(ExecutionEngine):
                 else:  # the engine stopped while we were writing
                     for model in models:
                         self._end_unstarted_locked(model, "shutdown")
-
-    def _take_pending_resubmissions(self) -> list[int]:
-        retried: list[int] = getattr(self, "_pending_resubmissions", [])
-        self._pending_resubmissions = []
-        return retried
 
     def _unreserve(self, models: tuple[Model, ...], new: list[_Entry]) -> None:
         with self._lock:
