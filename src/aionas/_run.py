@@ -12,8 +12,8 @@ from .exceptions import ModelInterrupted
 from .status import ModelStatus
 
 if TYPE_CHECKING:
+    from ._core import EngineCore
     from .model import Model
-    from .sequential import SequentialExecutionEngine
 
 __all__ = ["Outcome", "Run", "classify"]
 
@@ -42,7 +42,7 @@ class Run:
         "started",
     )
 
-    def __init__(self, engine: SequentialExecutionEngine, model: Model, on_loop: bool) -> None:
+    def __init__(self, engine: EngineCore, model: Model, on_loop: bool) -> None:
         self.engine = engine
         self.model = model
         self.on_loop = on_loop
