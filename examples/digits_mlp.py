@@ -22,7 +22,7 @@ from typing import Any
 import aionas
 from aionas.space import Choice, Float, Int, SearchSpace
 
-EPOCHS = 20
+EPOCHS = 30
 
 space = SearchSpace(
     depth=Int(1, 3),

@@ -161,3 +161,11 @@ def test_demo_runs_the_digits_search(tmp_path: Path) -> None:
     items = history(tmp_path, "demo.db")
     assert len(items) == 3
     assert max(float(str(item["metric"])) for item in items) > 0.9
+
+
+def test_pytorch_example_runs_when_torch_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    example = Path(__file__).resolve().parent.parent / "examples" / "digits_mlp_torch.py"
+    result = aionas("run", str(example), "--max-models", "2", "--journal", "t.db", cwd=tmp_path)
+    assert "end    #2 trained" in result.stdout
+    assert max(float(str(item["metric"])) for item in history(tmp_path, "t.db")) > 0.9

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 DEFAULT_JOURNAL = "aionas.db"
-DEMO_BUDGET = 40
+DEMO_BUDGET = 100
 STRATEGIES = ("random", "grid", "evolution", "optuna")
 
 
@@ -415,8 +415,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add_search_options(command: argparse.ArgumentParser, budget: int | None) -> None:
-        command.add_argument("--strategy", choices=STRATEGIES, default="random")
+    def add_search_options(
+        command: argparse.ArgumentParser, budget: int | None, strategy: str = "random"
+    ) -> None:
+        command.add_argument("--strategy", choices=STRATEGIES, default=strategy)
         command.add_argument("--max-models", type=int, default=budget, metavar="N")
         command.add_argument("--max-duration", type=float, metavar="S")
         command.add_argument("--journal", type=Path, default=Path(DEFAULT_JOURNAL), metavar="PATH")
@@ -427,7 +429,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", type=Path, metavar="FILE.py")
     add_search_options(run, 20)
     demo = commands.add_parser("demo", help="search a small network on the digits data")
-    add_search_options(demo, DEMO_BUDGET)
+    add_search_options(demo, DEMO_BUDGET, "evolution")
     history = commands.add_parser("history", help="the leaderboard of a journal")
     history.add_argument("path", type=Path, nargs="?", default=Path(DEFAULT_JOURNAL))
     history.add_argument("--top", type=int, metavar="N")
