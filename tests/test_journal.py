@@ -32,6 +32,18 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+def submissions_and_ends(db: Path) -> list[tuple[Any, ...]]:
+    """``[(model id, submissions)]``, checked to match the end events of each model."""
+    counts = rows(db, "SELECT id, submissions FROM models ORDER BY id")
+    ends = rows(
+        db,
+        "SELECT model_id, COUNT(*) FROM events WHERE type = 'training_end' "
+        "GROUP BY model_id ORDER BY model_id",
+    )
+    assert counts == ends, "every submission must have exactly one end event"
+    return counts
+
+
 async def test_every_event_type_and_status_round_trips(tmp_path: Path) -> None:
     db = tmp_path / "search.db"
     trained, failed, cancelled, timed_out = Reporter({"n": 2}), Boom(), Gate(), Gate()
@@ -255,13 +267,7 @@ async def test_resume_requeue_runs_unfinished_models_again(tmp_path: Path) -> No
     assert running.status is ModelStatus.Trained
     assert queued.status is ModelStatus.Trained
     assert engine.state_dict()["model_count"] == 3  # a requeue is not a new submission
-    counts = rows(db, "SELECT id, submissions FROM models ORDER BY id")
-    ends = rows(
-        db,
-        "SELECT model_id, COUNT(*) FROM events WHERE type = 'training_end' "
-        "GROUP BY model_id ORDER BY model_id",
-    )
-    assert counts == ends  # every submission has exactly one end
+    assert submissions_and_ends(db)  # every submission has exactly one end
 
 
 async def test_requeue_after_a_clean_shutdown(tmp_path: Path) -> None:
@@ -277,13 +283,7 @@ async def test_requeue_after_a_clean_shutdown(tmp_path: Path) -> None:
     ) as engine:
         pass
     assert [m.status for m in engine.list_models()] == [ModelStatus.Trained] * 2
-    counts = rows(db, "SELECT id, submissions FROM models ORDER BY id")
-    ends = rows(
-        db,
-        "SELECT model_id, COUNT(*) FROM events WHERE type = 'training_end' "
-        "GROUP BY model_id ORDER BY model_id",
-    )
-    assert counts == ends == [(1, 2), (2, 2)]  # each submission has exactly one end
+    assert submissions_and_ends(db) == [(1, 2), (2, 2)]
 
 
 async def test_max_duration_continues_after_resume(tmp_path: Path) -> None:

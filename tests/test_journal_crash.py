@@ -13,7 +13,7 @@ import pytest
 import aionas
 from aionas import ModelStatus, SequentialExecutionEngine, SqliteJournal
 
-from .test_journal import rows, run_until
+from .test_journal import rows, run_until, submissions_and_ends
 
 
 def copy_journal(source: Path, target: Path) -> None:
@@ -95,13 +95,7 @@ def test_sigint_stops_cleanly_and_leaves_a_consistent_journal(tmp_path: Path) ->
     seen = run_until(db, "steady", lines=500, sig=signal.SIGINT)
     assert seen[-1] == "interrupted"
     assert unfinished(db) == {}
-    counts = rows(db, "SELECT id, submissions FROM models ORDER BY id")
-    ends = rows(
-        db,
-        "SELECT model_id, COUNT(*) FROM events WHERE type = 'training_end' "
-        "GROUP BY model_id ORDER BY model_id",
-    )
-    assert counts == ends
+    assert submissions_and_ends(db)  # every submission has exactly one end
     models, summary = aionas.load_history(db)
     interrupted = [m for m in models if m.status is ModelStatus.Interrupted]
     assert interrupted

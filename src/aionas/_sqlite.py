@@ -33,7 +33,8 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,6 +224,32 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if anything raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextmanager
+def _writing(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Turn an SQLite error while preparing the file into a :class:`JournalError`."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise _fail(
+            path, "cannot be written; check its permissions and free space", error
+        ) from None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -275,34 +302,26 @@ class Store:
         return restored
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        path = self.path
-        version = _check_version(conn, path)
-        try:
+        version = _check_version(conn, self.path)
+        with _writing(conn, self.path):
             if version == 0:
                 conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 )
                 version = SCHEMA_VERSION
             while version < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                MIGRATIONS[version](conn)
-                conn.execute(f"PRAGMA user_version = {version + 1}")
-                conn.execute("COMMIT")
+                with _transaction(conn):
+                    MIGRATIONS[version](conn)
+                    conn.execute(f"PRAGMA user_version = {version + 1}")
                 version += 1
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _fail(
-                path, "cannot be written; check its permissions and free space", error
-            ) from None
 
     def _claim(self, conn: sqlite3.Connection) -> int:
+        """Take the experiment for this process (creating it), refusing a live writer."""
         path, name = self.path, self.experiment
         host, pid = socket.gethostname(), os.getpid()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with _writing(conn, path), _transaction(conn):
             row = conn.execute(
                 "SELECT id, owner_pid, owner_host FROM experiments WHERE name = ?", (name,)
             ).fetchone()
@@ -312,33 +331,20 @@ class Store:
                     "VALUES (?, ?, ?, ?)",
                     (name, time.time(), pid, host),
                 ).lastrowid
-            else:
-                eid, owner_pid, owner_host = row
-                if (
-                    owner_pid is not None
-                    and owner_pid != pid
-                    and owner_host == host
-                    and _pid_alive(owner_pid)
-                ):
-                    conn.execute("ROLLBACK")
-                    raise _fail(
-                        path,
-                        f"experiment {name!r} is open for writing by process {owner_pid}; "
-                        "stop that engine first, or use another experiment name",
-                    )
-                conn.execute(
-                    "UPDATE experiments SET owner_pid = ?, owner_host = ? WHERE id = ?",
-                    (pid, host, eid),
+                assert eid is not None
+                return int(eid)
+            eid, owner_pid, owner_host = row
+            if owner_pid not in (None, pid) and owner_host == host and _pid_alive(owner_pid):
+                raise _fail(
+                    path,
+                    f"experiment {name!r} is open for writing by process {owner_pid}; "
+                    "stop that engine first, or use another experiment name",
                 )
-            conn.execute("COMMIT")
-            assert eid is not None
+            conn.execute(
+                "UPDATE experiments SET owner_pid = ?, owner_host = ? WHERE id = ?",
+                (pid, host, eid),
+            )
             return int(eid)
-        except sqlite3.Error as error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _fail(
-                path, "cannot be written; check its permissions and free space", error
-            ) from None
 
     # -- writing -----------------------------------------------------------------
 
@@ -348,8 +354,7 @@ class Store:
         """New models ``(id, params JSON, class, time)``, resubmitted ids, and the count."""
         with self._lock:
             conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+            with _transaction(conn):
                 conn.executemany(
                     "INSERT INTO models (experiment, id, params, class, submitted) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -364,11 +369,6 @@ class Store:
                     "UPDATE experiments SET model_count = ? WHERE id = ?",
                     (model_count, self._eid),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
 
     def record_events(
         self,
@@ -427,8 +427,7 @@ class Store:
         for metrics, starts, ends in chunks:
             with self._lock:
                 conn = self._connection()
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
+                with _transaction(conn):
                     if metrics:
                         conn.executemany(insert_metric, metrics)
                     if starts:
@@ -439,11 +438,6 @@ class Store:
                         "UPDATE experiments SET total_duration = ? WHERE id = ?",
                         (total_duration, eid),
                     )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
         return count
 
     def close(self) -> None:
