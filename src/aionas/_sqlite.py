@@ -355,10 +355,10 @@ class Store:
         with self._lock:
             conn = self._connection()
             with _transaction(conn):
-                conn.executemany(
+                conn.executemany(  # the experiment is our own integer: written in, not bound
                     "INSERT INTO models (experiment, id, params, class, submitted) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(self._eid, *row) for row in rows],
+                    f"VALUES ({int(self._eid)}, ?, ?, ?, ?)",
+                    rows,
                 )
                 conn.executemany(
                     "UPDATE models SET submissions = submissions + 1 "
