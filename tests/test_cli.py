@@ -77,6 +77,11 @@ def test_run_a_tiny_search_then_history_and_plot(tmp_path: Path) -> None:
     assert table.count("trained") == 3
     failed = aionas("history", "--status", "failed", "--json", cwd=tmp_path).stdout
     assert json.loads(failed) == []
+    worst = json.loads(aionas("history", "--mode", "min", "--json", cwd=tmp_path).stdout)
+    assert worst[0]["metric"] == min(item["metric"] for item in items)  # type: ignore[type-var]
+    bad = aionas("history", "--status", "done", cwd=tmp_path, check=False)
+    assert bad.returncode == 2
+    assert "unknown status 'done'" in bad.stderr
 
     plot = aionas("plot", "-o", "curves.png", cwd=tmp_path)
     assert "wrote curves.png" in plot.stdout

@@ -3,8 +3,8 @@
     aionas run FILE.py [--strategy random|grid|evolution|optuna] [--max-models N]
                        [--max-duration S] [--journal PATH] [--seed N] [--mode max|min]
     aionas demo                       # the bundled digits example
-    aionas history [PATH] [--top N] [--status S] [--json]
-    aionas plot [PATH] -o FILE.png
+    aionas history [PATH] [--top N] [--status S] [--json] [--mode max|min]
+    aionas plot [PATH] -o FILE.png [--mode max|min]
 
 FILE defines ``space`` (a ``SearchSpace`` or a dict of ``Choice``/``Int``/``Float``)
 and ``evaluate(params)``, which trains a model, reports per-epoch metrics with
@@ -318,7 +318,7 @@ def run_search(
     )
 
 
-def _rows(path: Path, status: str | None, top: int | None) -> list[Model]:
+def _rows(path: Path, status: str | None, top: int | None, mode: str = "max") -> list[Model]:
     models, _ = load_history(path)
     if status is not None:
         try:
@@ -327,18 +327,28 @@ def _rows(path: Path, status: str | None, top: int | None) -> list[Model]:
             valid = ", ".join(s.value for s in ModelStatus)
             raise UsageError(f"unknown status {status!r}; use one of {valid}") from None
         models = [m for m in models if m.status is wanted]
+    sign = 1.0 if mode == "max" else -1.0
     ranked = sorted(
         models,
-        key=lambda m: (isinstance(m.metric, float), m.metric if isinstance(m.metric, float) else 0),
+        key=lambda m: (
+            isinstance(m.metric, float),
+            sign * m.metric if isinstance(m.metric, float) else 0.0,
+        ),
         reverse=True,
     )
     return ranked[:top] if top is not None else ranked
 
 
 def show_history(
-    path: Path, *, top: int | None, status: str | None, as_json: bool, console: Console
+    path: Path,
+    *,
+    top: int | None,
+    status: str | None,
+    as_json: bool,
+    console: Console,
+    mode: str = "max",
 ) -> None:
-    models = _rows(path, status, top)
+    models = _rows(path, status, top, mode)
     if as_json:
         items = [
             {
@@ -372,7 +382,7 @@ def show_history(
     console.print(table)
 
 
-def plot_history(path: Path, output: Path) -> None:
+def plot_history(path: Path, output: Path, mode: str = "max") -> None:
     matplotlib = _require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -392,7 +402,8 @@ def plot_history(path: Path, output: Path) -> None:
     xs, best, current = [], [], None
     for model in ordered:
         if model.status is ModelStatus.Trained and isinstance(model.metric, float):
-            current = model.metric if current is None else max(current, model.metric)
+            pick = max if mode == "max" else min
+            current = model.metric if current is None else pick(current, model.metric)
         if current is not None:
             xs.append(model.model_id)
             best.append(current)
@@ -435,9 +446,11 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--top", type=int, metavar="N")
     history.add_argument("--status", metavar="S")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    history.add_argument("--mode", choices=("max", "min"), default="max", help="best is highest")
     plot = commands.add_parser("plot", help="learning curves and best-so-far, as a picture")
     plot.add_argument("path", type=Path, nargs="?", default=Path(DEFAULT_JOURNAL))
     plot.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
+    plot.add_argument("--mode", choices=("max", "min"), default="max", help="best is highest")
     return parser
 
 
@@ -472,10 +485,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 130
         elif args.command == "history":
             show_history(
-                args.path, top=args.top, status=args.status, as_json=args.json, console=console
+                args.path,
+                top=args.top,
+                status=args.status,
+                as_json=args.json,
+                console=console,
+                mode=args.mode,
             )
         else:
-            plot_history(args.path, args.output)
+            plot_history(args.path, args.output, args.mode)
             console.print(f"wrote {args.output}", highlight=False)
     except (UsageError, AionasError) as error:
         print(f"aionas: {error}", file=sys.stderr)
