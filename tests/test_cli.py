@@ -174,3 +174,11 @@ def test_pytorch_example_runs_when_torch_is_installed(tmp_path: Path) -> None:
     result = aionas("run", str(example), "--max-models", "2", "--journal", "t.db", cwd=tmp_path)
     assert "end    #2 trained" in result.stdout
     assert max(float(str(item["metric"])) for item in history(tmp_path, "t.db")) > 0.9
+
+
+def test_bad_numbers_are_refused_by_the_command(tmp_path: Path) -> None:
+    (tmp_path / "tiny.py").write_text(TINY)
+    result = aionas("run", "tiny.py", "--max-models", "0", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "must be > 0" in result.stderr
+    assert not (tmp_path / "aionas.db").exists()

@@ -194,3 +194,40 @@ async def test_optuna_prunes_a_bad_curve_and_finds_the_optimum() -> None:
     states = [t.state.name for t in study.trials]
     assert states.count("PRUNED") == len(pruned)
     assert study.best_params == {"x": 7}
+
+
+async def test_optuna_on_a_resumed_journal_learns_history_and_never_reruns(
+    tmp_path: Path,
+) -> None:
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace(x=Int(0, 5))
+    db = tmp_path / "search.db"
+
+    def make() -> OptunaSearch:
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+        )
+        return OptunaSearch(study, space, lambda p: aionas.FunctionModel(score_x, p))
+
+    first = make()
+    async with SequentialExecutionEngine(
+        max_model_count=3, journal=SqliteJournal(db), model_factory=factory
+    ) as engine:
+        await first.run(engine)
+    second = make()
+    async with SequentialExecutionEngine(
+        max_model_count=50, journal=SqliteJournal(db), model_factory=factory
+    ) as engine:
+        await second.run(engine)  # returns once every point is known
+    evaluated = keys(engine.list_models())
+    assert len(evaluated) == len(set(evaluated)) == 6
+    told = [t for t in second.study.trials if t.state.name == "COMPLETE"]
+    assert len(told) >= 6  # the three restored ones were added before asking
+    best = second.best()
+    assert best is not None
+    assert best.params == {"x": 3}
+
+
+def score_x(params: dict[str, Any]) -> float:
+    return -float((params["x"] - 3) ** 2)

@@ -420,6 +420,19 @@ def plot_history(path: Path, output: Path, mode: str = "max") -> None:
     plt.close(figure)
 
 
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aionas", description="Run, watch and inspect neural-architecture searches."
@@ -430,8 +443,8 @@ def _parser() -> argparse.ArgumentParser:
         command: argparse.ArgumentParser, budget: int | None, strategy: str = "random"
     ) -> None:
         command.add_argument("--strategy", choices=STRATEGIES, default=strategy)
-        command.add_argument("--max-models", type=int, default=budget, metavar="N")
-        command.add_argument("--max-duration", type=float, metavar="S")
+        command.add_argument("--max-models", type=_positive(int), default=budget, metavar="N")
+        command.add_argument("--max-duration", type=_positive(float), metavar="S")
         command.add_argument("--journal", type=Path, default=Path(DEFAULT_JOURNAL), metavar="PATH")
         command.add_argument("--seed", type=int, default=0)
         command.add_argument("--mode", choices=("max", "min"))
@@ -443,7 +456,7 @@ def _parser() -> argparse.ArgumentParser:
     add_search_options(demo, DEMO_BUDGET, "evolution")
     history = commands.add_parser("history", help="the leaderboard of a journal")
     history.add_argument("path", type=Path, nargs="?", default=Path(DEFAULT_JOURNAL))
-    history.add_argument("--top", type=int, metavar="N")
+    history.add_argument("--top", type=_positive(int), metavar="N")
     history.add_argument("--status", metavar="S")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
     history.add_argument("--mode", choices=("max", "min"), default="max", help="best is highest")

@@ -291,6 +291,11 @@ class OptunaSearch(Strategy):
     cancelled (it ends ``Interrupted``) and the trial told as pruned. A trained
     model is told with its final metric, anything else as failed. The mode follows
     the study's direction.
+
+    On a resumed engine, an empty study first learns the restored trained models
+    (``study.add_trial``), and a suggestion that was already evaluated is told its
+    known result instead of being run again. Once ``MAX_DRAWS`` suggestions in a
+    row were all known, the space counts as exhausted and ``run`` returns.
     """
 
     def __init__(
@@ -309,10 +314,23 @@ class OptunaSearch(Strategy):
         self.pruned = 0
 
     async def run(self, engine: ExecutionEngine) -> None:
+        import optuna
         from optuna.trial import TrialState
 
         self._learn_history(engine)
+        known = {point_key(m.params): m for m in self.models}
+        if not self.study.trials:
+            for model in self.models:
+                if self._score(model) is not None:
+                    self.study.add_trial(
+                        optuna.trial.create_trial(
+                            params=dict(model.params),
+                            distributions=self.distributions,
+                            value=float(model.metric),
+                        )
+                    )
         current: dict[str, Any] = {}
+        repeats = 0
 
         def report(event: IntermediateMetricEvent) -> None:
             if event.model is not current.get("model"):
@@ -329,6 +347,18 @@ class OptunaSearch(Strategy):
         try:
             while engine.budget_available():
                 trial = self.study.ask(self.distributions)
+                seen = known.get(point_key(trial.params))
+                if seen is not None:  # evaluated before: tell, do not run again
+                    score = self._score(seen)
+                    if score is None:
+                        self.study.tell(trial, state=TrialState.FAIL)
+                    else:
+                        self.study.tell(trial, score)
+                    repeats += 1
+                    if repeats >= MAX_DRAWS:
+                        return
+                    continue
+                repeats = 0
                 model = self.model_factory(dict(trial.params))
                 current.update(trial=trial, model=model, step=0, pruned=False)
                 try:
@@ -337,6 +367,7 @@ class OptunaSearch(Strategy):
                     self.study.tell(trial, state=TrialState.FAIL)
                     return
                 self._seen.add(point_key(trial.params))
+                known[point_key(trial.params)] = model
                 self.models.append(model)
                 await engine.wait_models(model)
                 if current["pruned"] and model.status is ModelStatus.Interrupted:
