@@ -187,36 +187,34 @@ async def test_thread_of_a_model_cannot_report_into_the_next_one() -> None:
     assert engine.statistics().dropped_reports == 1
 
 
+class Sleeper(aionas.Model):
+    """An ``async def execute`` that waits forever on the loop, until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = anyio.Event()
+
+    async def execute(self) -> None:
+        self.started.set()
+        await anyio.sleep_forever()
+
+
 async def test_async_execute_is_cancelled_at_its_next_await() -> None:
-    started = anyio.Event()
-
-    class Sleeper(aionas.Model):
-        async def execute(self) -> None:
-            started.set()
-            await anyio.sleep_forever()
-
     model = Sleeper()
     async with SequentialExecutionEngine() as engine:
         recorder = Recorder(engine)
         await engine.submit_models(model)
-        await started.wait()
+        await model.started.wait()
         engine.cancel_model(model)
     assert model.status is ModelStatus.Interrupted
     assert recorder.end(model).reason == "cancelled"
 
 
 async def test_host_cancellation_interrupts_async_model() -> None:
-    started = anyio.Event()
-
-    class Sleeper(aionas.Model):
-        async def execute(self) -> None:
-            started.set()
-            await anyio.sleep_forever()
-
     model = Sleeper()
     with anyio.move_on_after(30) as scope:
         async with SequentialExecutionEngine() as engine:
             await engine.submit_models(model)
-            await started.wait()
+            await model.started.wait()
             scope.cancel()
     assert model.status is ModelStatus.Interrupted
