@@ -163,6 +163,7 @@ class Progress:
         self.running: Model | None = None
         self.best: Model | None = None
         self.mode = "max"
+        self.last_end: TrainingEndEvent | None = None
         self._live: Any = None
 
     def attach(self, engine: SequentialExecutionEngine, mode: str) -> None:
@@ -189,6 +190,7 @@ class Progress:
         model = event.model
         if isinstance(event, TrainingStartEvent):
             self.running = model
+            self.last_end = None
             line = f"start  #{model.model_id} {_params(model.params)}"
         elif isinstance(event, IntermediateMetricEvent):
             step = len(model.metrics.intermediates)
@@ -198,6 +200,7 @@ class Progress:
         elif isinstance(event, TrainingEndEvent):
             self.done += 1
             self.running = None if self.running is model else self.running
+            self.last_end = event
             self._consider(model)
             best = "-" if self.best is None else f"{_fmt(self.best.metric)} (#{self.best.model_id})"
             line = (
@@ -227,14 +230,18 @@ class Progress:
                 f"#{self.running.model_id} {_params(self.running.params)}; "
                 f"epoch {len(self.running.metrics.intermediates)}: {_fmt(latest[0])}",
             )
+        elif self.last_end is not None and self.last_end.status is not ModelStatus.Trained:
+            end = self.last_end
+            table.add_row("last", f"#{end.model.model_id} {end.status.value} ({end.reason})")
         if self.best is not None:
             table.add_row(
                 "best",
                 f"{_fmt(self.best.metric)} #{self.best.model_id} {_params(self.best.params)}",
             )
         time_text = f"{elapsed:.0f} s elapsed"
-        if self.max_duration is not None:
-            spent = self.engine.statistics().total_duration
+        engine = getattr(self, "engine", None)
+        if self.max_duration is not None and engine is not None:
+            spent = engine.statistics().total_duration
             time_text += f", {max(0.0, self.max_duration - spent):.0f} s of budget left"
         table.add_row("time", time_text)
         return table
@@ -290,20 +297,23 @@ def run_search(
     )
 
     async def search() -> None:
-        async with engine:
-            progress.attach(engine, direction)
-            if progress.done:
-                console.print(
-                    f"resuming {path.stem!r} from {journal_path}: {progress.done} models so far",
-                    highlight=False,
-                )
-            if not engine.budget_available():
-                console.print(
-                    "the budget is already spent; raise --max-models or --max-duration to go on, "
-                    "or use another --journal to start afresh",
-                    highlight=False,
-                )
-            with progress:
+        # The display outlives the engine's block, so that it shows the models a
+        # Ctrl+C ends while the engine shuts down.
+        with progress:
+            async with engine:
+                progress.attach(engine, direction)
+                if progress.done:
+                    console.print(
+                        f"resuming {path.stem!r} from {journal_path}: "
+                        f"{progress.done} models so far",
+                        highlight=False,
+                    )
+                if not engine.budget_available():
+                    console.print(
+                        "the budget is already spent; raise --max-models or --max-duration "
+                        "to go on, or use another --journal to start afresh",
+                        highlight=False,
+                    )
                 await strategy.run(engine)
 
     anyio.run(search)
