@@ -9,10 +9,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 import pytest
 
 import aionas
@@ -420,22 +422,13 @@ async def test_missing_directory(tmp_path: Path) -> None:
             pass
 
 
-async def test_unwritable_directory(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            # root ignores permissions: simulate with a path that is a directory instead
-            target = tmp_path / "is_a_directory.db"
-            target.mkdir()
-        else:
-            target = locked / "x.db"
-        with pytest.raises(aionas.JournalError, match=r"cannot be opened|cannot be written"):
-            async with SequentialExecutionEngine(journal=SqliteJournal(target)):
-                pass
-    finally:
-        locked.chmod(0o700)
+async def test_path_that_is_a_directory(tmp_path: Path) -> None:
+    # A directory this user cannot write: see test_journal_readonly.py.
+    target = tmp_path / "is_a_directory.db"
+    target.mkdir()
+    with pytest.raises(aionas.JournalError, match=r"is_a_directory\.db.*is a directory"):
+        async with SequentialExecutionEngine(journal=SqliteJournal(target)):
+            pass
 
 
 async def test_non_json_params_are_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -503,24 +496,106 @@ async def test_one_journal_object_per_engine(tmp_path: Path) -> None:
                 pass
 
 
+class FailingJournal(SqliteJournal):
+    """Its event writes fail once ``broken`` is set, as on a full disk."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.broken = threading.Event()
+        self.failed = threading.Event()
+
+    def record_events(self, events: Sequence[aionas.ModelEvent], total_duration: float) -> None:
+        if self.broken.is_set():
+            self.failed.set()
+            raise sqlite3.OperationalError("database or disk is full")
+        super().record_events(events, total_duration)
+
+
 async def test_journal_write_failure_stops_the_engine_loudly(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    journal = SqliteJournal(db)
+    journal = FailingJournal(db)
     gate = Gate()
     with pytest.raises(aionas.JournalError, match="writing to"):
         async with SequentialExecutionEngine(journal=journal) as engine:
             recorder = Recorder(engine)
             await engine.submit_models(gate)
             await gate.wait_started()
-            store = journal._writer()
-            broken = threading.Event()
-
-            def fail(*args: object) -> int:
-                broken.set()
-                raise sqlite3.OperationalError("disk I/O error")
-
-            store.record_events = fail  # type: ignore[method-assign]
+            journal.broken.set()
             gate.release.set()
             await engine.wait_models()
-    assert broken.is_set()
-    assert recorder.end(gate).status is ModelStatus.Trained  # delivered all the same
+    assert journal.failed.is_set()
+    committed = {r[0] for r in rows(db, "SELECT seq FROM events")}
+    assert [e.seq for e in recorder.events if e.seq not in committed] == []  # none unseen
+    assert recorder.ends(gate) == []  # its end was never committed, so never delivered
+
+
+async def test_requeued_models_have_strict_metrics(tmp_path: Path) -> None:
+    db = tmp_path / "search.db"
+    gate = Gate({"kind": "strict"})
+    async with SequentialExecutionEngine(journal=SqliteJournal(db)) as engine:
+        await engine.submit_models(gate)
+        await gate.wait_started()
+        await engine.shutdown()
+    assert gate.status is ModelStatus.Interrupted
+
+    class Wrong(aionas.Model):
+        def execute(self) -> None:
+            aionas.report_intermediate_result(0.5)
+            aionas.report_intermediate_result("text")
+
+    class WrongFinal(aionas.Model):
+        def execute(self) -> None:
+            aionas.report_final_result(True)
+
+    for kind in (Wrong, WrongFinal):
+        copy = tmp_path / f"{kind.__name__}.db"
+        copy.write_bytes(db.read_bytes())
+        async with SequentialExecutionEngine(
+            journal=SqliteJournal(copy),
+            resume="requeue",
+            model_factory=kind,
+            continue_on_failure=True,
+        ) as again:
+            pass
+        (model,) = again.list_models()
+        assert type(model) is kind
+        assert model.status is ModelStatus.Failed, f"{kind.__name__} reported a non-number"
+        assert isinstance(model.error, ValueError)
+        assert "not a number" in str(model.error)
+
+
+async def test_numpy_metrics_are_accepted_and_stored(tmp_path: Path) -> None:
+    class Numpy(aionas.Model):
+        def execute(self) -> None:
+            aionas.report_intermediate_result(np.float32(0.5))
+            aionas.report_intermediate_result(np.int64(3))
+            aionas.report_final_result({"default": np.float64(0.75), "epochs": np.int64(2)})
+
+    db = tmp_path / "s.db"
+    model = Numpy()
+    async with SequentialExecutionEngine(journal=SqliteJournal(db)) as engine:
+        await engine.submit_models(model)
+    assert model.status is ModelStatus.Trained, model.error
+    assert model.metrics == aionas.Metrics([0.5, 3.0], 0.75)
+    (record,), _ = aionas.load_history(db)
+    assert record.metrics == model.metrics
+    stored = rows(db, "SELECT value, data FROM events WHERE type LIKE '%metric' ORDER BY seq")
+    assert stored == [(0.5, "0.5"), (3.0, "3"), (0.75, '{"default": 0.75, "epochs": 2}')]
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+async def test_a_metric_too_large_for_a_float_fails_with_value_error(
+    tmp_path: Path, journaled: bool
+) -> None:
+    class Huge(aionas.Model):
+        def execute(self) -> None:
+            aionas.report_final_result(10**400)
+
+    model = Huge()
+    journal = SqliteJournal(tmp_path / "s.db") if journaled else None
+    async with SequentialExecutionEngine(journal=journal, continue_on_failure=True) as engine:
+        await engine.submit_models(model)
+    assert model.status is ModelStatus.Failed
+    assert type(model.error) is ValueError
+    assert "10**400" in str(model.error)
+    assert len(str(model.error)) < 200

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
 
 import aionas
 from aionas import Metrics, canonical_metric
+from aionas.metrics import check_storable, metric_json
 
 
 @pytest.mark.parametrize(
@@ -29,7 +32,9 @@ def test_numbers_are_stored_as_float(value: object, expected: float) -> None:
     assert stored == expected
 
 
-@pytest.mark.parametrize("value", ["0.5", None, True, [1.0], np.array([1.0, 2.0]), object()])
+@pytest.mark.parametrize(
+    "value", ["0.5", None, True, np.bool_(True), [1.0], np.array([1.0, 2.0]), object()]
+)
 def test_non_numbers_are_rejected(value: object) -> None:
     with pytest.raises(ValueError, match="not a number"):
         canonical_metric(value)
@@ -110,19 +115,22 @@ def test_engine_event_factories_match_the_constructors() -> None:
     model = aionas.Model()
     error = ValueError("x")
     pairs = [
-        (events.new_start(model, 1, 2.0), aionas.TrainingStartEvent(model, seq=1, timestamp=2.0)),
         (
-            events.new_intermediate(model, 0.5, 2, 3.0),
-            aionas.IntermediateMetricEvent(model, 0.5, seq=2, timestamp=3.0),
+            events.new_start(model, 7, 1, 2.0),
+            aionas.TrainingStartEvent(model, seq=1, timestamp=2.0, model_id=7),
         ),
         (
-            events.new_final(model, {"default": 1}, 3, 4.0),
-            aionas.FinalMetricEvent(model, {"default": 1}, seq=3, timestamp=4.0),
+            events.new_intermediate(model, 7, 0.5, 2, 3.0),
+            aionas.IntermediateMetricEvent(model, 0.5, seq=2, timestamp=3.0, model_id=7),
         ),
         (
-            events.new_end(model, aionas.ModelStatus.Failed, "failed", error, 4, 5.0),
+            events.new_final(model, 7, {"default": 1}, 3, 4.0),
+            aionas.FinalMetricEvent(model, {"default": 1}, seq=3, timestamp=4.0, model_id=7),
+        ),
+        (
+            events.new_end(model, 7, aionas.ModelStatus.Failed, "failed", error, 4, 5.0),
             aionas.TrainingEndEvent(
-                model, aionas.ModelStatus.Failed, "failed", error, seq=4, timestamp=5.0
+                model, aionas.ModelStatus.Failed, "failed", error, seq=4, timestamp=5.0, model_id=7
             ),
         ),
     ]
@@ -131,3 +139,76 @@ def test_engine_event_factories_match_the_constructors() -> None:
         assert fast == slow
         with pytest.raises(dataclasses.FrozenInstanceError):
             fast.seq = 0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        (10**400, "about 10**400"),
+        (-(10**400), "about -10**400"),
+        ({"default": 10**400}, "about 10**400"),
+        (Fraction(10**400), "(Fraction)"),
+    ],
+)
+def test_numbers_beyond_a_float_raise_value_error_naming_their_size(value: Any, size: str) -> None:
+    with pytest.raises(ValueError, match="too large for a float") as caught:
+        canonical_metric(value)
+    message = str(caught.value)
+    assert size in message
+    assert len(message) < 200  # never the 400 digits
+    with pytest.raises(ValueError, match="too large"):
+        Metrics().add_intermediate(value)
+
+
+@pytest.mark.parametrize(
+    ("metric", "text"),
+    [
+        (np.float32(0.5), "0.5"),
+        (np.int64(3), "3"),
+        (np.float64(0.25), "0.25"),
+        (Fraction(1, 4), "0.25"),
+        (math.nan, "NaN"),
+        (-math.inf, "-Infinity"),
+        (
+            {"default": np.float32(0.5), "epochs": np.int64(3), "curve": [np.float64(1.0)]},
+            '{"default": 0.5, "epochs": 3, "curve": [1.0]}',
+        ),
+        ({"default": 0.5, "loss": math.nan, "ok": True, "note": None}, None),
+    ],
+)
+def test_numpy_scalars_and_nan_are_storable(metric: Any, text: str | None) -> None:
+    check_storable(metric)
+    stored = metric_json(metric)
+    if text is not None:
+        assert stored == text
+
+
+def _circular() -> dict[str, Any]:
+    metric: dict[str, Any] = {"default": 1.0}
+    metric["self"] = metric
+    return metric
+
+
+@pytest.mark.parametrize(
+    ("metric", "named"),
+    [
+        ({"default": 1.0, "blob": object()}, "'blob': <object object"),
+        ([object()], "[<object object"),
+        ({"default": 1.0, "done": np.bool_(True)}, "'done'"),
+        ({np.int64(1): 2.0}, "int64"),
+        ({"default": 1.0, "big": 10**5000}, "<int of about 5000 digits>"),
+        (_circular(), "'self'"),
+    ],
+)
+def test_what_json_cannot_hold_is_refused_naming_the_metric(metric: Any, named: str) -> None:
+    with pytest.raises(TypeError, match="cannot be stored as JSON") as caught:
+        check_storable(metric)
+    message = str(caught.value)
+    assert named in message
+    assert "report numbers" in message  # what to do instead
+    assert len(message) < 600
+
+
+def test_plain_numbers_are_storable() -> None:
+    for metric in (0.5, 3, True, -0.0, math.inf, {"default": 1}, [1, 2.5], "text", None):
+        assert check_storable(metric) is None

@@ -1,13 +1,15 @@
 """aionas: an async execution runtime for neural-architecture and hyperparameter search.
 
-Models run one at a time in a worker thread, behind an async queue, and what they
-report is published to async subscribers; the event loop stays free throughout.
+Models run one at a time off the event loop (where is an executor's business: a
+worker thread by default), behind an async queue, and what they report is
+published to async subscribers; the event loop stays free throughout.
 Built on anyio, so it runs under asyncio and trio.
 """
 
 from __future__ import annotations
 
 from ._dispatch import EventCallback, Subscription
+from ._scheduler import CancelResult
 from .engine import EngineStatistics, ExecutionEngine
 from .events import (
     EndReason,
@@ -25,9 +27,11 @@ from .exceptions import (
     JournalError,
     ModelInterrupted,
     ModelStateError,
+    SlowSubscriberError,
 )
+from .executors import Executor, LoopExecutor, RunHandle, ThreadExecutor
 from .history import History, HistorySummary, ModelRecord, RestoredError, load_history
-from .journal import SqliteJournal
+from .journal import Journal, SqliteJournal
 from .metrics import Metrics, canonical_metric
 from .model import FunctionModel, Model
 from .sequential import SequentialExecutionEngine
@@ -45,17 +49,21 @@ __version__ = "0.1.0"
 __all__ = [
     "AionasError",
     "BudgetExhaustedError",
+    "CancelResult",
     "EndReason",
     "EngineClosedError",
     "EngineStatistics",
     "EventCallback",
     "ExecutionEngine",
+    "Executor",
     "FinalMetricEvent",
     "FunctionModel",
     "History",
     "HistorySummary",
     "IntermediateMetricEvent",
+    "Journal",
     "JournalError",
+    "LoopExecutor",
     "Metrics",
     "Model",
     "ModelEvent",
@@ -65,9 +73,12 @@ __all__ = [
     "ModelStateError",
     "ModelStatus",
     "RestoredError",
+    "RunHandle",
     "SequentialExecutionEngine",
+    "SlowSubscriberError",
     "SqliteJournal",
     "Subscription",
+    "ThreadExecutor",
     "TrainingEndEvent",
     "TrainingStartEvent",
     "canonical_metric",

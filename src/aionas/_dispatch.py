@@ -1,78 +1,193 @@
-"""Delivering events to callbacks and subscribers, on the event loop, in order."""
+"""Delivering events to callbacks and subscribers, on the event loop, in order.
+
+Subscribers choose what happens when their buffer is full (``on_full``):
+
+- ``"wait"`` (the default): delivery waits for room, so a slow subscriber slows the
+  engine down instead of losing events (lossless backpressure).
+- ``"close"``: delivery never waits; a subscriber that falls a full buffer behind
+  is detached, and once it has taken what was buffered it gets
+  :class:`~aionas.SlowSubscriberError` naming the last ``seq`` it received.
+
+Once the engine is exiting (:meth:`EventDispatcher.begin_exit`), a ``"wait"``
+subscriber whose full buffer does not move for the grace period is closed the
+same way, so leaving the engine never hangs on a reader that stopped reading.
+
+Everything here runs on the event loop; nothing is shared with other threads.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .events import ModelEvent, ModelEventType
+from .exceptions import SlowSubscriberError
 
-__all__ = ["EventCallback", "EventDispatcher", "Subscription", "in_dispatch"]
+__all__ = [
+    "EventCallback",
+    "EventDispatcher",
+    "OnFull",
+    "Replay",
+    "Since",
+    "Subscription",
+    "in_dispatch",
+]
 
 _logger = logging.getLogger("aionas.engine")
 
 #: A callback takes the event; it may be a plain function or a coroutine function.
 EventCallback: TypeAlias = Callable[[Any], None] | Callable[[Any], Awaitable[None]]
 
+#: What a subscriber wants when its buffer is full.
+OnFull = Literal["wait", "close"]
+
+#: Reads committed events ``after < seq <= through`` from a journal (for ``since_seq``).
+Replay = Callable[[int, int], Awaitable[list[ModelEvent]]]
+
+#: Called when a ``since_seq`` subscription starts: (what to replay, skip live events up to).
+Since = Callable[[], tuple[tuple[Replay, int, int] | None, int]]
+
 #: True inside the task that delivers events (so inside every callback).
 in_dispatch: ContextVar[bool] = ContextVar("aionas_in_dispatch", default=False)
 
-
 #: A subscriber's iteration passes a checkpoint at least this often.
 CHECKPOINT_EVERY = 64
-
-
-class Subscription:
-    """An async iterator over the events an engine publishes, with its own buffer.
-
-    Get one from ``engine.subscribe(...)``. Iteration ends once the engine has
-    stopped and every event has been delivered. While this subscriber's buffer is
-    full, the engine holds the next event back (and, once the engine's own buffer
-    fills, the worker's next report waits): nothing is dropped.
-    """
-
-    def __init__(self, receive: MemoryObjectReceiveStream[ModelEvent], buffer_size: int) -> None:
-        self._receive = receive
-        self._taken = 0
-        self.buffer_size = buffer_size
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> ModelEvent:
-        # Take buffered events without a trip through the event loop, but pass a
-        # checkpoint at least every CHECKPOINT_EVERY events, so a busy subscriber
-        # still lets other tasks run and still sees cancellation.
-        self._taken += 1
-        if self._taken % CHECKPOINT_EVERY:
-            try:
-                return self._receive.receive_nowait()
-            except anyio.WouldBlock:
-                pass
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    def buffered(self) -> int:
-        """How many events are waiting in this subscriber's buffer."""
-        return self._receive.statistics().current_buffer_used
+#: Journal events read per trip when a subscription catches up (``since_seq``).
+REPLAY_CHUNK = 5_000
 
 
 @dataclass(eq=False, slots=True)
 class _Subscriber:
     types: frozenset[ModelEventType]
     send: MemoryObjectSendStream[ModelEvent]
+    on_full: OnFull
+    #: Live events with ``seq <= after`` are skipped (the journal replays them).
+    after: int = -1
+    #: Closed for being too slow.
+    slow: bool = False
+
+
+class Subscription:
+    """An async iterator over the events an engine publishes, with its own buffer.
+
+    Get one from ``engine.subscribe(...)``. Iteration ends once the engine has
+    stopped and every event has been delivered. With ``on_full="wait"`` the
+    engine holds the next event back while this buffer is full; with
+    ``on_full="close"`` (or a stalled reader while the engine exits) the
+    subscription is detached instead, and after the buffered events the next
+    receive raises :class:`~aionas.SlowSubscriberError`.
+    """
+
+    def __init__(
+        self,
+        receive: MemoryObjectReceiveStream[ModelEvent],
+        subscriber: _Subscriber,
+        buffer_size: int,
+        replay: tuple[Replay, int, int] | None = None,
+    ) -> None:
+        self._receive = receive
+        self._subscriber = subscriber
+        self._taken = 0
+        self._last_seq: int | None = None
+        self._replay = replay  # (read, after, through) until caught up
+        self._replayed: deque[ModelEvent] = deque()
+        self.buffer_size = buffer_size
+
+    @property
+    def last_seq(self) -> int | None:
+        """The ``seq`` of the last event this subscription gave out (None before)."""
+        return self._last_seq
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> ModelEvent:
+        if self._replay is not None or self._replayed:
+            event = await self._next_replayed()
+            if event is not None:
+                self._last_seq = event.seq
+                return event
+        # Take buffered events without a trip through the event loop, but pass a
+        # checkpoint at least every CHECKPOINT_EVERY events, so a busy subscriber
+        # still lets other tasks run and still sees cancellation.
+        self._taken += 1
+        try:
+            if self._taken % CHECKPOINT_EVERY:
+                try:
+                    event = self._receive.receive_nowait()
+                except anyio.WouldBlock:
+                    event = await self._receive.receive()
+            else:
+                event = await self._receive.receive()
+        except anyio.EndOfStream:
+            self._ended()
+            raise StopAsyncIteration from None
+        self._last_seq = event.seq
+        return event
+
+    async def receive_batch(self, max_items: int = 1000) -> list[ModelEvent]:
+        """Everything buffered, up to ``max_items``, in order; waits for at least one.
+
+        Returns ``[]`` once the subscription has ended.
+
+        :raises SlowSubscriberError: once it was closed for being too slow and
+            has given out what was buffered.
+        """
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise ValueError(f"max_items must be a positive int, got {max_items!r}")
+        batch: list[ModelEvent] = []
+        if self._replay is not None or self._replayed:
+            while len(batch) < max_items:
+                event = await self._next_replayed()
+                if event is None:
+                    break
+                batch.append(event)
+            if batch:
+                self._last_seq = batch[-1].seq
+                return batch
+        try:
+            batch.append(await self._receive.receive())
+        except anyio.EndOfStream:
+            self._ended()
+            return []
+        receive = self._receive.receive_nowait
+        while len(batch) < max_items:
+            try:
+                batch.append(receive())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        self._last_seq = batch[-1].seq
+        return batch
+
+    def buffered(self) -> int:
+        """How many live events are waiting in this subscriber's buffer."""
+        return self._receive.statistics().current_buffer_used
+
+    def _ended(self) -> None:
+        if self._subscriber.slow:
+            raise SlowSubscriberError(self._last_seq)
+
+    async def _next_replayed(self) -> ModelEvent | None:
+        """The next journaled event to catch up with, or None once caught up."""
+        types = self._subscriber.types
+        while not self._replayed:
+            if self._replay is None:
+                return None
+            read, after, through = self._replay
+            upto = min(after + REPLAY_CHUNK, through)
+            events = await read(after, upto)
+            self._replayed.extend(e for e in events if e.event_type in types)
+            self._replay = None if upto >= through else (read, upto, through)
+        return self._replayed.popleft()
 
 
 class EventDispatcher:
@@ -87,8 +202,11 @@ class EventDispatcher:
             t: () for t in ModelEventType
         }
         self._closed = False
+        self._exit_grace: float | None = None
+        self._blocked: anyio.CancelScope | None = None  # a wait for a full buffer
         self.callback_errors = 0
         self.delivered = 0
+        self.subscribers_closed = 0
 
     def register(self, event_type: ModelEventType | str, callback: EventCallback) -> None:
         kind = ModelEventType.parse(event_type)
@@ -99,36 +217,54 @@ class EventDispatcher:
     def unregister(self, event_type: ModelEventType | str, callback: EventCallback) -> None:
         kind = ModelEventType.parse(event_type)
         current = self._callbacks[kind]
-        if callback not in current:
-            raise ValueError(
-                f"callback {callback!r} is not registered for {kind.value!r}; "
-                "register_model_event_callback() it first (or check the event type)"
-            )
-        index = current.index(callback)
-        self._callbacks[kind] = current[:index] + current[index + 1 :]
+        for index, registered in enumerate(current):
+            if registered is callback or registered == callback:  # bound methods compare equal
+                self._callbacks[kind] = current[:index] + current[index + 1 :]
+                return
+        raise ValueError(
+            f"callback {callback!r} is not registered for {kind.value!r}; "
+            "register_model_event_callback() it first (or check the event type)"
+        )
 
     def subscribe(
-        self, event_types: Iterable[ModelEventType | str], buffer_size: int
+        self,
+        event_types: Iterable[ModelEventType | str],
+        buffer_size: int,
+        on_full: OnFull,
+        since: Since | None = None,
     ) -> AbstractAsyncContextManager[Subscription]:
-        """Check the arguments now; the subscription starts when the block is entered."""
+        """Check the arguments now; the subscription starts when the block is entered.
+
+        ``since`` is called when it starts: it returns what to replay first (if
+        anything), and the ``seq`` up to which live events are skipped.
+        """
         kinds = frozenset(ModelEventType.parse(t) for t in event_types) or frozenset(ModelEventType)
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
-        return self._subscription(kinds, buffer_size)
+        if on_full not in ("wait", "close"):
+            raise ValueError(f"on_full must be 'wait' or 'close', got {on_full!r}")
+        return self._subscription(kinds, buffer_size, on_full, since)
 
     @asynccontextmanager
     async def _subscription(
-        self, kinds: frozenset[ModelEventType], buffer_size: int
+        self,
+        kinds: frozenset[ModelEventType],
+        buffer_size: int,
+        on_full: OnFull,
+        since: Since | None,
     ) -> AsyncIterator[Subscription]:
         send, receive = anyio.create_memory_object_stream[ModelEvent](buffer_size)
-        subscriber = _Subscriber(kinds, send)
+        subscriber = _Subscriber(kinds, send, on_full)
+        replay = None
+        if since is not None:
+            replay, subscriber.after = since()  # live events up to it come from the journal
         if self._closed:
             send.close()
         else:
             self._add(subscriber)
         try:
             with receive:
-                yield Subscription(receive, buffer_size)
+                yield Subscription(receive, subscriber, buffer_size, replay)
         finally:
             self._remove(subscriber)
             send.close()
@@ -143,15 +279,33 @@ class EventDispatcher:
                 s for s in self._subscribers[kind] if s is not subscriber
             )
 
+    def _close_slow(self, subscriber: _Subscriber) -> None:
+        subscriber.slow = True
+        self.subscribers_closed += 1
+        self._remove(subscriber)
+        subscriber.send.close()
+        _logger.warning(
+            "closed a subscriber that fell a full buffer behind; it can catch up "
+            "from the journal with subscribe(since_seq=...)"
+        )
+
+    def begin_exit(self, grace: float) -> None:
+        """From now on, a ``"wait"`` subscriber stuck for ``grace`` seconds is closed."""
+        if self._exit_grace is None:
+            self._exit_grace = grace
+            if self._blocked is not None:
+                self._blocked.cancel()
+
     async def deliver_batch(
         self, batch: list[ModelEvent], on_end: Callable[[ModelEvent], None]
     ) -> None:
         """Give each event, in order, to every callback and then every subscriber of its type.
 
         A callback that raises is logged and counted; it affects nothing else. A
-        subscriber whose buffer is full is waited for; one that has gone away is
-        dropped. ``on_end`` is called once a ``TrainingEndEvent`` has reached everyone.
-        Awaits only when a callback is async or a buffer is full.
+        full ``"wait"`` subscriber is waited for (boundedly once exiting); a full
+        ``"close"`` one is closed; one that has gone away is dropped. ``on_end`` is
+        called once a ``TrainingEndEvent`` has reached everyone. Awaits only when
+        a callback is async or a buffer is full.
         """
         callbacks, subscribers = self._callbacks, self._subscribers
         end = ModelEventType.TrainingEnd
@@ -166,16 +320,41 @@ class EventDispatcher:
                     self.callback_errors += 1
                     _logger.exception("event callback %r raised on %r; ignored", callback, event)
             for subscriber in subscribers[kind]:
+                if event.seq <= subscriber.after:
+                    continue
                 try:
-                    try:
-                        subscriber.send.send_nowait(event)
-                    except anyio.WouldBlock:
-                        await subscriber.send.send(event)
+                    subscriber.send.send_nowait(event)
+                except anyio.WouldBlock:
+                    await self._send_when_room(subscriber, event)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     self._remove(subscriber)
             if kind is end:
                 on_end(event)
         self.delivered += len(batch)
+
+    async def _send_when_room(self, subscriber: _Subscriber, event: ModelEvent) -> None:
+        if subscriber.on_full == "close":
+            self._close_slow(subscriber)
+            return
+        send = subscriber.send
+        try:
+            if self._exit_grace is None:
+                with anyio.CancelScope() as scope:
+                    self._blocked = scope
+                    try:
+                        await send.send(event)
+                        return
+                    finally:
+                        self._blocked = None
+                # cancelled by begin_exit: wait no more than the grace from now
+            assert self._exit_grace is not None
+            with anyio.move_on_after(self._exit_grace):
+                await send.send(event)
+                return
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._remove(subscriber)
+            return
+        self._close_slow(subscriber)
 
     def close(self) -> None:
         """End every subscription's iteration; later subscriptions start ended."""

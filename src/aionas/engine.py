@@ -1,4 +1,4 @@
-"""The execution-engine interface that every executor implements."""
+"""The execution-engine interface: what strategies, services and tools program against."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from ._dispatch import EventCallback, Subscription
+from ._dispatch import EventCallback, OnFull, Subscription
+from ._scheduler import CancelResult
 from .events import ModelEventType
 from .model import Model
 from .status import ModelStatus
@@ -18,7 +19,12 @@ __all__ = ["EngineStatistics", "ExecutionEngine"]
 
 @dataclass(frozen=True, slots=True)
 class EngineStatistics:
-    """A snapshot of an engine's counters (see ``engine.statistics()``)."""
+    """A snapshot of an engine's counters (see ``engine.statistics()``).
+
+    Every counter counts this engine's life (since its ``async with`` began),
+    except the budget counters ``model_count`` and ``total_duration``, which carry
+    over from a resumed journal and from ``load_state_dict()``.
+    """
 
     #: Models accepted by ``submit_models`` (a retried model counts once per submission).
     submitted: int
@@ -32,7 +38,8 @@ class EngineStatistics:
     failed: int
     #: Runs that ended ``Interrupted`` (cancelled, timed out, out of budget, shut down).
     interrupted: int
-    #: Execution time spent, in seconds, the running model included (what ``max_duration`` counts).
+    #: Execution seconds spent, the running model included (what ``max_duration`` counts;
+    #: a budget counter, so it includes what a resumed journal or state_dict carried over).
     total_duration: float
     #: Events published by the engine.
     events_published: int
@@ -46,6 +53,11 @@ class EngineStatistics:
     abandoned_threads: int
     #: Event rows committed to the journal (0 without one).
     journaled_events: int = 0
+    #: Submissions counted against ``max_model_count`` (a budget counter, like
+    #: ``total_duration``: it includes what a resumed journal or state_dict carried over).
+    model_count: int = 0
+    #: Subscribers closed for falling a full buffer behind (``SlowSubscriberError``).
+    subscribers_closed: int = 0
 
 
 class ExecutionEngine(ABC):
@@ -80,8 +92,12 @@ class ExecutionEngine(ABC):
         """The submitted models, in submission order, optionally of one status."""
 
     @abstractmethod
-    def cancel_model(self, model: Model) -> None:
-        """End a queued model now, or ask a running one to stop."""
+    def cancel_model(self, model: Model) -> CancelResult:
+        """End a queued model now, or ask a running one to stop; say which."""
+
+    @abstractmethod
+    def get_model(self, model_id: int) -> Model:
+        """The model this engine knows by ``model_id`` (``KeyError`` if none)."""
 
     @abstractmethod
     def budget_available(self) -> bool:
@@ -109,7 +125,11 @@ class ExecutionEngine(ABC):
 
     @abstractmethod
     def subscribe(
-        self, *event_types: ModelEventType | str, buffer_size: int | None = None
+        self,
+        *event_types: ModelEventType | str,
+        buffer_size: int | None = None,
+        on_full: OnFull = "wait",
+        since_seq: int | None = None,
     ) -> AbstractAsyncContextManager[Subscription]:
         """An async iterator of events (all types when none given), with its own buffer."""
 

@@ -9,6 +9,7 @@ __all__ = [
     "JournalError",
     "ModelInterrupted",
     "ModelStateError",
+    "SlowSubscriberError",
 ]
 
 
@@ -45,6 +46,27 @@ class JournalError(AionasError):
     by a newer aionas, it cannot be written, or another engine is writing the same
     experiment. A failed open never modifies the file.
     """
+
+
+class SlowSubscriberError(AionasError):
+    """A subscription was closed because it fell a full buffer behind.
+
+    Raised by the subscription's next receive once it has given out the events
+    that were buffered: with ``on_full="close"`` as soon as the subscriber is a
+    full buffer behind, and with ``on_full="wait"`` when it stops reading while
+    the engine exits. Nothing is lost for anyone else; ``last_seq`` is the
+    ``seq`` of the last event it received (None if none), so it can catch up from
+    the journal with ``engine.subscribe(since_seq=error.last_seq)``.
+    """
+
+    def __init__(self, last_seq: int | None) -> None:
+        after = "no event" if last_seq is None else f"the event with seq {last_seq}"
+        super().__init__(
+            f"this subscription fell a full buffer behind and was closed after {after}; "
+            "read faster, give it a larger buffer_size, or catch up from the journal "
+            "with engine.subscribe(since_seq=last_seq)"
+        )
+        self.last_seq = last_seq
 
 
 class ModelInterrupted(BaseException):

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from .events import error_dict, json_safe
 from .metrics import Metrics
 from .status import ModelStatus
 
@@ -47,6 +48,42 @@ class Model:
     def metric(self) -> Any:
         """The final metric (``metrics.final``), or None if none was reported."""
         return self.metrics.final
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as a JSON-safe plain dict, for a web service or a report.
+
+        ``json.dumps(model.to_dict(), allow_nan=False)`` always works. The keys are
+        ``model_id`` (None before its first submission), ``class_name`` (the
+        model class's qualified name), ``params``, ``status`` (its string value),
+        ``metrics`` (``{"intermediates": [...], "final": ...}``) and ``error``
+        (``{"type": "ValueError", "message": "..."}`` for a failed model, else None).
+
+        Values are encoded as by :meth:`ModelEvent.to_dict`: NaN and infinities
+        become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, at any
+        depth of ``params`` and of dict metrics; numpy scalars become Python
+        numbers; an exception becomes its type name and message; anything else
+        JSON cannot hold becomes its ``repr()`` (see ``aionas.events.json_safe``).
+        It is a snapshot: later changes to the model do not show in it.
+
+        >>> import aionas
+        >>> model = aionas.Model({"lr": 0.1})
+        >>> model.metrics.add_intermediate(float("inf"))
+        >>> model.to_dict()  # doctest: +NORMALIZE_WHITESPACE
+        {'model_id': None, 'class_name': 'Model', 'params': {'lr': 0.1}, 'status': 'frozen',
+         'metrics': {'intermediates': ['Infinity'], 'final': None}, 'error': None}
+        """
+        error = self.error
+        return {
+            "model_id": self.model_id,
+            "class_name": type(self).__qualname__,
+            "params": json_safe(self.params),
+            "status": self.status.value,
+            "metrics": {
+                "intermediates": json_safe(self.metrics.intermediates),
+                "final": json_safe(self.metrics.final),
+            },
+            "error": None if error is None else error_dict(error),
+        }
 
     def execute(self) -> Any:
         """Train and evaluate the model, reporting through the trial API.

@@ -1,9 +1,14 @@
-"""The sequential engine: models run one at a time, in a worker thread, off the loop.
+"""The sequential engine: models run one at a time, off the loop, behind an async queue.
 
-This module is the engine's public face: starting and stopping, submitting,
-delivering events to callbacks and subscribers (after the journal has committed
-them), waiting, and queries. The worker thread and the state it shares with the
-loop live in :mod:`aionas._core`.
+This module is the engine's public face, and where its parts meet: the
+scheduler (:mod:`aionas._scheduler`: queue, budgets, deadlines, one stop path),
+the executors (:mod:`aionas.executors`: where models run), the journal
+(:class:`aionas.Journal`: history, above the core), and the dispatcher
+(:mod:`aionas._dispatch`: callbacks and subscribers). The delivery task drains
+the scheduler's outbox, has the journal commit each batch, then delivers it.
+
+Everything here runs on the event loop; the state shared with executor threads
+is the scheduler's, under its lock (see its table).
 """
 
 from __future__ import annotations
@@ -19,31 +24,21 @@ from typing import Any, Self
 import anyio
 
 from ._bridge import current_loop_caller, protect_from_keyboard_interrupt
-from ._core import EngineCore, Entry, Phase
-from ._dispatch import EventCallback, Subscription, in_dispatch
-from ._journaling import (
-    ModelFactory,
-    Restored,
-    ResumePolicy,
-    params_json,
-    rebuild,
-    to_requeue,
-)
+from ._dispatch import EventCallback, EventDispatcher, OnFull, Replay, Subscription, in_dispatch
+from ._resume import ModelFactory, ResumePolicy, plan_resume
+from ._scheduler import CancelResult, Entry, Phase, Scheduler
 from .engine import EngineStatistics, ExecutionEngine
-from .events import (
-    ModelEvent,
-    ModelEventType,
-)
-from .exceptions import BudgetExhaustedError, EngineClosedError, JournalError, ModelStateError
+from .events import ModelEvent, ModelEventType
+from .exceptions import EngineClosedError, JournalError, ModelStateError
+from .executors import Executor, LoopExecutor, ThreadExecutor
 from .history import ModelRecord
-from .journal import SqliteJournal
+from .journal import Journal, params_json
 from .model import Model
 from .status import ModelStatus
 
 __all__ = ["SequentialExecutionEngine"]
 
 _logger = logging.getLogger("aionas.engine")
-
 
 #: Statuses a model may be submitted with (others get a precise error).
 _READY = frozenset({ModelStatus.Frozen, ModelStatus.Retrying})
@@ -60,8 +55,17 @@ def _positive(name: str, value: float | None, *, integer: bool = False) -> None:
         raise ValueError(f"{name} must be > 0 (use None for no limit), got {value!r}")
 
 
-class SequentialExecutionEngine(EngineCore, ExecutionEngine):
-    """Runs models one at a time, in submission order, each in a worker thread.
+def _seconds(name: str, value: float | None, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be seconds{' or None' if optional else ''}, got {value!r}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+
+
+class SequentialExecutionEngine(ExecutionEngine):
+    """Runs models one at a time, in submission order, each off the event loop.
 
     >>> import anyio, aionas
     >>> async def main() -> None:
@@ -73,6 +77,10 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
     >>> anyio.run(main)
     [1.0, 4.0, 9.0]
 
+    Where models run is the ``executor``'s business (default: a
+    :class:`~aionas.ThreadExecutor`, one long-lived worker thread); models whose
+    ``execute`` is ``async def`` are awaited on the loop.
+
     Budgets are enforced: ``max_model_count`` caps the submissions (a submit that
     would pass it raises :class:`~aionas.BudgetExhaustedError` and queues nothing);
     ``max_duration`` caps the total execution seconds (when it is spent, the
@@ -81,11 +89,14 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
 
     ``continue_on_failure=False`` (the default, as in NNI) stops the engine at the
     first failed model, and its exception is raised when the ``async with`` block
-    exits. ``cancel_grace`` (seconds) abandons a worker thread that has not
-    noticed a cancellation after that long; with None the engine waits for it, so
-    two models never run at once. ``max_queue_size`` makes ``submit_models`` wait
-    for room. ``event_buffer_size`` bounds the events held between the worker and
-    the loop, and is the default buffer of each subscriber.
+    exits. ``cancel_grace`` (seconds) gives up on a run that has not noticed a stop
+    request after that long (a thread is abandoned); with None the engine waits
+    for it, so two models never run at once. ``max_queue_size`` makes
+    ``submit_models`` wait for room. ``event_buffer_size`` bounds the events held
+    between the models and the loop, and is the default buffer of each
+    subscriber. ``subscriber_grace`` is how long, once the engine is exiting, a
+    subscriber that stopped reading may hold delivery up before it is closed.
+    ``journal`` keeps every model and event (see :class:`~aionas.SqliteJournal`).
     """
 
     def __init__(
@@ -98,12 +109,22 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         cancel_grace: float | None = None,
         max_queue_size: int | None = None,
         event_buffer_size: int = 10_000,
-        journal: SqliteJournal | None = None,
+        journal: Journal | None = None,
         resume: ResumePolicy = "interrupt",
         model_factory: ModelFactory | None = None,
+        executor: Executor | None = None,
+        subscriber_grace: float = 5.0,
     ) -> None:
-        if journal is not None and not isinstance(journal, SqliteJournal):
-            raise TypeError(f"journal must be an aionas.SqliteJournal or None, got {journal!r}")
+        if journal is not None and not isinstance(journal, Journal):
+            raise TypeError(
+                f"journal must be an aionas.Journal (e.g. aionas.SqliteJournal) or None, "
+                f"got {journal!r}"
+            )
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(
+                f"executor must be an aionas.Executor (e.g. aionas.ThreadExecutor()) or None, "
+                f"got {executor!r}"
+            )
         if resume not in ("interrupt", "requeue"):
             raise ValueError(f"resume must be 'interrupt' or 'requeue', got {resume!r}")
         if resume == "requeue" and model_factory is None:
@@ -118,105 +139,114 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         _positive("max_model_duration", max_model_duration)
         _positive("max_queue_size", max_queue_size, integer=True)
         _positive("event_buffer_size", event_buffer_size, integer=True)
-        if cancel_grace is not None:
-            if isinstance(cancel_grace, bool) or not isinstance(cancel_grace, int | float):
-                raise TypeError(f"cancel_grace must be seconds or None, got {cancel_grace!r}")
-            if not (cancel_grace >= 0 and math.isfinite(cancel_grace)):
-                raise ValueError(f"cancel_grace must be >= 0 seconds or None, got {cancel_grace!r}")
-        super().__init__(
+        _seconds("cancel_grace", cancel_grace)
+        _seconds("subscriber_grace", subscriber_grace, optional=False)
+        self.max_model_count = max_model_count
+        self.max_duration = max_duration
+        self.max_model_duration = max_model_duration
+        self.continue_on_failure = continue_on_failure
+        self.cancel_grace = cancel_grace
+        self.max_queue_size = max_queue_size
+        self.event_buffer_size = event_buffer_size
+        self.journal = journal
+        self.resume = resume
+        self.model_factory = model_factory
+        self.executor = executor if executor is not None else ThreadExecutor()
+        self.subscriber_grace = subscriber_grace
+        self._core = Scheduler(
+            executor=self.executor,
+            loop_executor=LoopExecutor(),
+            max_model_count=max_model_count,
             max_duration=max_duration,
             max_model_duration=max_model_duration,
             continue_on_failure=continue_on_failure,
             cancel_grace=cancel_grace,
             event_buffer_size=event_buffer_size,
-            journal=journal,
         )
-        self.max_model_count = max_model_count
-        self.max_queue_size = max_queue_size
-        self.resume = resume
-        self.model_factory = model_factory
+        self._dispatcher = EventDispatcher()
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._delivery_done = anyio.Event()
+        self._delivered: anyio.Event | None = None  # set when an end event was delivered
+        self._committed_seq = -1  # every event up to this seq is in the journal
+        self._journaled = 0
+        self._undeliverable: JournalError | None = None  # set when the journal failed
 
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Self:
-        if self._phase is not Phase.NEW:
+        core = self._core
+        if core.phase is not Phase.NEW:
             raise EngineClosedError(
-                f"this engine is {self._phase.value}; an engine runs once, so create a new "
+                f"this engine is {core.phase.value}; an engine runs once, so create a new "
                 "SequentialExecutionEngine (carry budgets over with state_dict())"
             )
-        restored = None
+        plan = None
         if self.journal is not None:
-            restored = await anyio.to_thread.run_sync(self.journal._open)
-            try:
-                self._restore(restored)
-            except BaseException:
-                await anyio.to_thread.run_sync(self.journal._close)
-                raise
-        self._call_soon = current_loop_caller()
-        self._loop_thread = threading.get_ident()
+            plan = await self._open_journal(self.journal)
+        core.attach(current_loop_caller())
         protect_from_keyboard_interrupt(
-            SequentialExecutionEngine._supervise_worker,
-            SequentialExecutionEngine._deliver_events,
-            SequentialExecutionEngine._watch,
+            SequentialExecutionEngine._deliver_events, Scheduler.watch
         )
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        self._phase = Phase.RUNNING
-        task_group.start_soon(self._supervise_worker, name="aionas worker")
+        await self.executor.open(task_group)
+        await core.loop_executor.open(task_group)
+        core.phase = Phase.RUNNING
         task_group.start_soon(self._deliver_events, name="aionas delivery")
-        if self._watch_deadlines:
-            task_group.start_soon(self._watch, name="aionas deadlines")
-        if restored is not None:
-            retried = self._resume_unfinished(restored)
-            if retried:  # ended models that run again: count their new submission
-                assert self.journal is not None
-                await anyio.to_thread.run_sync(
-                    self.journal._writer().record_submissions, [], retried, self._model_count
-                )
+        if core.watch_deadlines:
+            task_group.start_soon(core.watch, name="aionas deadlines")
+        if plan is not None:
+            with core.lock:
+                for event in plan.ends:  # committed already; delivered like any event
+                    core.ended[ModelStatus.Interrupted] += 1
+                    core.outbox.append(event)
+                core.enqueue_locked(plan.requeue)
+                core.wake_delivery_locked()
         return self
 
-    def _restore(self, restored: Restored) -> None:
-        """Take over a journal's history, budgets and sequence numbers."""
-        assert self.journal is not None
-        experiment = self.journal.experiment
-        self._model_count = restored.model_count
-        self._total_duration = restored.total_duration
-        self._seq = restored.next_seq
-        self._next_id = restored.next_id
-        self._restored_ids: dict[int, Model] = {}
-        for row in restored.models:
-            model = rebuild(row, self.model_factory, experiment)
-            self._entries[id(model)] = Entry(model, row.model_id)
-            self._ids[id(model)] = row.model_id
-            self._history.append(model)
-            self._restored_ids[row.model_id] = model
+    async def _open_journal(self, journal: Journal) -> Any:
+        """Open the journal, take over its history, and repair what a crash left.
 
-    def _resume_unfinished(self, restored: Restored) -> list[int]:
-        """End (``resume='interrupt'``) or queue again (``'requeue'``) what did not finish."""
-        requeue: list[Model] = []
-        retried: list[int] = []
-        with self._lock:
-            for row in restored.models:
-                model = self._restored_ids[row.model_id]
-                entry = self._entries[id(model)]
-                if self.resume == "requeue" and to_requeue(row):
-                    if not row.unfinished:
-                        retried.append(row.model_id)  # a new submission of an ended model
-                    model.status = ModelStatus.Retrying
-                    model._aionas_busy = True
-                    requeue.append(model)
-                elif row.unfinished:
-                    entry.pending_ends += 1
-                    self._undelivered += 1
-                    self._end_locked(model, ModelStatus.Interrupted, "crash", None)
-            for model in requeue:
-                self._entries[id(model)].pending_ends += 1
-                self._undelivered += 1
-            self._queue.extend(requeue)
-            self._notify_locked()
-        del self._restored_ids
-        return retried
+        Every model a crash left queued or running ends ``Interrupted``/``'crash'``
+        in the journal before anything else happens; with ``resume="requeue"`` it
+        is then submitted again, and that submission is committed before it is
+        queued. So a crash at any moment leaves nothing ``training`` for ever.
+        """
+        core = self._core
+        restored = await anyio.to_thread.run_sync(journal.open)
+        try:
+            plan = plan_resume(restored, self.resume, self.model_factory, journal.experiment)
+            for entry in plan.entries:
+                core.entries[id(entry.model)] = entry
+                core.by_id[entry.model_id] = entry
+                core.history.append(entry.model)
+            core.model_count = restored.model_count
+            core.total_duration = restored.total_duration
+            core.first_seq = restored.next_seq  # the crash ends below are this engine's
+            core.seq = plan.next_seq
+            core.next_id = restored.next_id
+            self._committed_seq = restored.next_seq - 1
+            if plan.all_ends:
+                await anyio.to_thread.run_sync(
+                    journal.record_events, plan.all_ends, core.total_duration
+                )
+                self._committed_seq = plan.all_ends[-1].seq
+            if plan.resubmitted:
+                await anyio.to_thread.run_sync(
+                    journal.record_submissions, [], plan.resubmitted, core.model_count
+                )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(journal.close)
+            raise
+        for entry in plan.requeue:
+            entry.pending_ends += 1
+            core.undelivered += 1
+        for event in plan.ends:
+            core.by_id[event.model_id or 0].pending_ends += 1  # delivered live, like an end
+            core.undelivered += 1
+        return plan
 
     async def __aexit__(
         self,
@@ -224,6 +254,9 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        core = self._core
+        # From here on, a subscriber that stopped reading cannot hold the exit up.
+        self._dispatcher.begin_exit(self.subscriber_grace)
         raised = exc
         if exc is None:
             try:
@@ -231,53 +264,70 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
             except BaseException as error:  # cancelled (or interrupted) while waiting
                 raised = error
         with anyio.CancelScope(shield=True):
-            with self._lock:
-                if self._phase is Phase.RUNNING:
-                    self._phase = Phase.STOPPING
-                if raised is not None:
-                    self._stop_locked("shutdown")
-                self._closing = True
-                self._cond.notify_all()
-            self._cancel_async_run()
-            interrupt = await self._wait_through_interrupts(self._worker_done)
-            interrupt = await self._wait_through_interrupts(self._delivery_done) or interrupt
+            core.stop(None if raised is None else "shutdown")
+            interrupt = await self._wait_through_interrupts(self._delivery_done)
+            interrupt = await self._wait_through_interrupts(None) or interrupt
             if self.journal is not None:
-                await anyio.to_thread.run_sync(self.journal._close)
+                await anyio.to_thread.run_sync(self.journal.close)
         # Every task has finished (they are shielded and stopped above), so this only
         # joins them; it must run outside the shield to exit the right cancel scope.
         assert self._task_group is not None
         await self._task_group.__aexit__(None, None, None)
-        self._phase = Phase.CLOSED
+        core.phase = Phase.CLOSED
         if interrupt is not None:
             raise interrupt
-        if self._fatal is not None and (
+        fatal = core.fatal
+        if fatal is not None and (
             raised is None
-            or isinstance(raised, EngineClosedError | anyio.get_cancelled_exc_class())
+            or isinstance(raised, EngineClosedError | JournalError | anyio.get_cancelled_exc_class())
         ):
-            raise self._fatal
+            raise fatal
         if raised is not exc and raised is not None:
             raise raised
         return None
 
+    async def _wait_through_interrupts(self, done: anyio.Event | None) -> KeyboardInterrupt | None:
+        """Wait for ``done`` (None: the executors' close) even through Ctrl+C.
+
+        An interrupt meanwhile shuts the engine down (if it was not already) and is
+        returned, to be raised once the block has been left cleanly.
+        """
+        interrupt: KeyboardInterrupt | None = None
+        while True:
+            try:
+                if done is None:
+                    await self.executor.aclose()
+                    await self._core.loop_executor.aclose()
+                else:
+                    await done.wait()
+            except KeyboardInterrupt as error:
+                interrupt = error
+                self._core.stop("shutdown")
+            else:
+                return interrupt
+
     async def shutdown(self) -> None:
         """Stop accepting models, interrupt the running one, end the queued ones.
 
-        Both end ``Interrupted`` with reason ``'shutdown'``. Returns once the worker
-        is idle (with ``cancel_grace=None``, once the running model has noticed).
+        Both end ``Interrupted`` with reason ``'shutdown'``. Returns once no model
+        runs (with ``cancel_grace=None``, once the running model has noticed).
         Their end events are still delivered before the ``async with`` block exits.
         Calling it again, or on an engine never started, does nothing more.
         """
-        if self._phase is Phase.NEW:
-            self._phase = Phase.CLOSED
+        core = self._core
+        if core.phase is Phase.NEW:
+            core.phase = Phase.CLOSED
             return
-        if self._phase is Phase.CLOSED:
+        if core.phase is Phase.CLOSED:
             return
-        with self._lock:
-            self._stop_locked("shutdown")
-            self._closing = True
-            self._cond.notify_all()
-        self._cancel_async_run()
-        await self._worker_done.wait()
+        core.stop("shutdown")
+        self._dispatcher.begin_exit(self.subscriber_grace)
+        while True:
+            with core.lock:
+                if not core.in_flight:
+                    return
+                changed = core._state_event_locked()
+            await changed.wait()
 
     # ------------------------------------------------------------------ submitting
 
@@ -286,7 +336,8 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
 
         All models are checked before any is queued: all or nothing. With
         ``max_queue_size``, waits for room (a batch larger than the bound is queued
-        whole once the queue is empty); a callback submitting never waits.
+        whole once the queue is empty); a callback submitting never waits. With a
+        journal, returns once the submission is committed.
 
         :raises TypeError: for an object that is not a :class:`~aionas.Model`.
         :raises ModelStateError: for a model that is not frozen, already completed
@@ -295,97 +346,67 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         :raises BudgetExhaustedError: if ``max_model_count`` would be exceeded or
             ``max_duration`` is spent.
         :raises EngineClosedError: outside ``async with``, or after the engine stopped.
+        :raises JournalError: if the journal could not record it (nothing is queued).
         """
         self._check_loop_thread("submit_models")
-        self._check_accepting()
+        core = self._core
+        with core.lock:
+            core.check_accepting_locked()
         self._check_models(models)
         if not models:
             return
-        waited = False
         if self.max_queue_size is not None and not in_dispatch.get():
             while True:
-                with self._lock:
-                    self._check_accepting()
-                    self._check_budget_locked(len(models))
-                    if not self._queue or len(self._queue) + len(models) <= self.max_queue_size:
+                with core.lock:
+                    core.check_accepting_locked()
+                    core.check_budget_locked(len(models))
+                    queued = len(core.queue)
+                    if not queued or queued + len(models) <= self.max_queue_size:
                         break
-                    changed = self._state_event_locked()
-                waited = True
+                    changed = core._state_event_locked()
                 await changed.wait()
+                self._check_models(models)  # a callback may have queued one meanwhile
         params = [params_json(model) for model in models] if self.journal is not None else []
-        new: list[Entry] = []
-        with self._lock:
-            if waited:  # a callback may have queued one of them meanwhile
-                self._check_accepting()
-                self._check_models(models)
-            self._check_budget_locked(len(models))
-            entries = self._entries
-            for model in models:
-                model._aionas_busy = True
-                entry = entries.get(id(model))
-                if entry is None:
-                    entry = entries[id(model)] = Entry(model, self._next_id)
-                    self._ids[id(model)] = model.model_id = self._next_id
-                    self._next_id += 1
-                    self._history.append(model)
-                    new.append(entry)
-                entry.pending_ends += 1
-            self._undelivered += len(models)
-            self._model_count += len(models)
+        with core.lock:
+            core.check_accepting_locked()  # in the same hold as the queueing: no slipping in
+            core.check_budget_locked(len(models))
+            entries, new = core.admit_locked(models)
             if self.journal is None:
-                self._queue.extend(models)
-                self._notify_locked()
+                core.enqueue_locked(entries)
                 return
-            count = self._model_count
-        await self._journal_submissions(models, params, new, count)
+            core.submitting += 1
+            count = core.model_count
+        await self._journal_submissions(entries, new, params, count)
 
     async def _journal_submissions(
-        self, models: tuple[Model, ...], params: list[str], new: list[Entry], count: int
+        self, entries: list[Entry], new: list[Entry], params: list[str], count: int
     ) -> None:
         """Commit the submissions, then queue the models: a crash never forgets one."""
         assert self.journal is not None
+        core = self._core
         now = time.time()
-        text = dict(zip(map(id, models), params, strict=True))
-        rows = [
-            (entry.model_id, text[id(entry.model)], type(entry.model).__qualname__, now)
-            for entry in new
-        ]
-        retried = []
-        if len(new) < len(models):
-            fresh = {id(entry.model) for entry in new}
-            entries = self._entries
-            retried = [entries[id(m)].model_id for m in models if id(m) not in fresh]
-        with anyio.CancelScope(shield=True):  # once reserved, the models are queued or ended
+        text = {id(entry): p for entry, p in zip(entries, params, strict=True)}
+        rows = [(e.model_id, text[id(e)], type(e.model).__qualname__, now) for e in new]
+        fresh = {id(entry) for entry in new}
+        resubmitted = [entry.model_id for entry in entries if id(entry) not in fresh]
+        with anyio.CancelScope(shield=True):  # once admitted, the models are queued or ended
             try:
                 await anyio.to_thread.run_sync(
-                    self.journal._writer().record_submissions, rows, retried, count
+                    self.journal.record_submissions, rows, resubmitted, count
                 )
             except Exception as error:
-                self._unreserve(models, new)
+                with core.lock:
+                    core.submitting -= 1
+                    core.unadmit_locked(entries, new)
+                    core.wake_delivery_locked()
                 raise JournalError(
                     f"could not record the submission in {self.journal!r}: "
                     f"{type(error).__name__}: {error}; nothing was queued"
                 ) from error
-            with self._lock:
-                if self._phase is Phase.RUNNING:
-                    self._queue.extend(models)
-                    self._notify_locked()
-                else:  # the engine stopped while we were writing
-                    for model in models:
-                        self._end_unstarted_locked(model, "shutdown")
-
-    def _unreserve(self, models: tuple[Model, ...], new: list[Entry]) -> None:
-        with self._lock:
-            for model in models:
-                model._aionas_busy = False
-                self._entries[id(model)].pending_ends -= 1
-            for entry in new:
-                del self._entries[id(entry.model)]
-                del self._ids[id(entry.model)]
-                self._history.remove(entry.model)
-                entry.model.model_id = None
-            self._undelivered -= len(models)
-            self._model_count -= len(models)
+            with core.lock:
+                core.submitting -= 1
+                core.enqueue_locked(entries)  # ends them 'shutdown' if the engine stopped
+                core.wake_delivery_locked()
 
     def _check_models(self, models: tuple[Model, ...]) -> None:
         for model in models:
@@ -427,117 +448,89 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
             twice = next(m for i, m in enumerate(models) if any(m is o for o in models[:i]))
             raise ModelStateError(f"{twice!r} is already queued or running; submit it once")
 
-    def _check_accepting(self) -> None:
-        if self._phase is Phase.RUNNING:
-            return
-        if self._phase is Phase.NEW:
-            raise EngineClosedError(
-                "the engine is not started; use it inside `async with engine:` "
-                "(or `async with SequentialExecutionEngine(...) as engine:`)"
-            )
-        if self._fatal is not None:
-            raise EngineClosedError(
-                f"the engine stopped because {self._fatal_model!r} failed or was interrupted "
-                f"({type(self._fatal).__name__}: {self._fatal}); pass "
-                "continue_on_failure=True to go on after failures"
-            ) from self._fatal
-        raise EngineClosedError(
-            f"the engine is {self._phase.value} and accepts no more models; "
-            "start a new engine (carry budgets over with state_dict())"
-        )
-
-    def _check_budget_locked(self, count: int) -> None:
-        if self.max_model_count is not None and self._model_count + count > self.max_model_count:
-            left = self.max_model_count - self._model_count
-            raise BudgetExhaustedError(
-                f"max_model_count={self.max_model_count} would be exceeded: {count} model(s) "
-                f"submitted, {left} left; nothing was queued (check budget_available())"
-            )
-        if self.max_duration is not None and self._spent_locked() >= self.max_duration:
-            raise BudgetExhaustedError(
-                f"max_duration={self.max_duration}s of execution time is spent "
-                f"({self._spent_locked():.3f}s); nothing was queued"
-            )
-
-    def cancel_model(self, model: Model) -> None:
-        """End a queued model now, or ask the running one to stop.
+    def cancel_model(self, model: Model) -> CancelResult:
+        """End a queued model now, or ask the running one to stop; say which.
 
         A queued model ends ``Interrupted`` (reason ``'cancelled'``) at once, without
-        starting. A running model's next ``report_*`` or ``check_cancelled()``
-        raises :class:`~aionas.ModelInterrupted` (an ``async def execute`` is
-        cancelled at its next await), and it ends ``Interrupted``, reason
-        ``'cancelled'``. Cancelling a model that has already ended does nothing.
+        starting: :attr:`CancelResult.Ended`. A running model is asked to stop:
+        its next ``report_*`` or ``check_cancelled()`` raises
+        :class:`~aionas.ModelInterrupted` (an ``async def execute`` is cancelled at
+        its next await), and it ends ``Interrupted``, reason ``'cancelled'``, even
+        if ``execute()`` returns normally meanwhile: :attr:`CancelResult.Stopping`.
+        A model whose end was already recorded keeps its status:
+        :attr:`CancelResult.AlreadyEnded`. Models are found by identity.
 
         :raises ModelStateError: if this engine was never given the model.
         """
         self._check_loop_thread("cancel_model")
-        self._entry(model)
-        with self._lock:
-            if model in self._queue:
-                self._queue.remove(model)
-                self._end_unstarted_locked(model, "cancelled")
-                self._wake_state_locked()
-            elif self._running is not None and self._running.model is model:
-                self._cancel_run_locked(self._running, "cancelled")
-        self._cancel_async_run()
+        return self._core.cancel(self._entry(model))
 
     # ------------------------------------------------------------------ delivery
 
     async def _deliver_events(self) -> None:
-        """The delivery task: drain the outbox in batches, deliver in order."""
+        """The delivery task: drain the outbox in batches; commit, then deliver, in order."""
         in_dispatch.set(True)
         try:
-            await self._deliver_until_stopped()
+            with anyio.CancelScope(shield=True):
+                await self._deliver_until_done()
         finally:
             self._dispatcher.close()
             self._delivery_done.set()
+            self._wake_waiters()
 
-    async def _deliver_until_stopped(self) -> None:
-        deliver = self._dispatcher.deliver_batch
-        with anyio.CancelScope(shield=True):
-            while True:
-                with self._lock:
-                    batch = self._outbox
-                    if batch:
-                        self._outbox = []
-                        self._notify_locked()  # room for a waiting report or start
-                        spent = self._total_duration
-                    elif self._delivery_stop:
-                        break
-                    else:
-                        ready = self._events_ready = anyio.Event()
-                if not batch:
-                    await ready.wait()
-                    continue
-                if self.journal is not None:
-                    await self._journal_events(batch, spent)
-                await deliver(batch, self._end_delivered)
+    async def _deliver_until_done(self) -> None:
+        take, deliver = self._core.take_events, self._dispatcher.deliver_batch
+        while True:
+            batch = take()
+            if batch is None:
+                return
+            if isinstance(batch, anyio.Event):
+                await batch.wait()
+                continue
+            if self.journal is not None and not await self._commit(batch):
+                continue  # not committed: nobody may receive it
+            await deliver(batch, self._end_delivered)
 
-    async def _journal_events(self, batch: list[ModelEvent], spent: float) -> None:
+    async def _commit(self, batch: list[ModelEvent]) -> bool:
         """Commit a batch before anyone sees it (the journal's guarantee)."""
         assert self.journal is not None
+        if self._undeliverable is not None:
+            return False
+        core = self._core
+        if batch[0].seq <= self._committed_seq:  # committed at resume already
+            batch = [event for event in batch if event.seq > self._committed_seq]
+            if not batch:
+                return True
+        with core.lock:
+            spent = core.total_duration
         try:
-            self._journaled += await anyio.to_thread.run_sync(
-                self.journal._writer().record_events, batch, self._ids, spent
-            )
+            await anyio.to_thread.run_sync(self.journal.record_events, batch, spent)
         except Exception as error:
-            # Nothing can be made durable any more: stop, and say so when the block exits.
-            # The events are still delivered, so that every model ends and nobody hangs.
+            # Nothing more can be made durable: stop, deliver nothing more, and say so.
             _logger.error("journal write failed; stopping the engine", exc_info=error)
             failure = JournalError(
                 f"writing to {self.journal!r} failed ({type(error).__name__}: {error}); "
-                "the engine stopped, and the events after the last commit are not in the journal"
+                f"the engine stopped; events after seq {self._committed_seq} are not in the "
+                "journal and were not delivered to anyone"
             )
             failure.__cause__ = error
-            with self._lock:
-                self._fail_locked(None, failure)
-                self._cond.notify_all()
-            self._cancel_async_run()
+            self._undeliverable = failure
+            core.stop("shutdown", failure)
+            self._wake_waiters()
+            return False
+        self._committed_seq = batch[-1].seq
+        self._journaled += len(batch)
+        return True
 
     def _end_delivered(self, event: ModelEvent) -> None:
         """A ``TrainingEndEvent`` has reached everyone: settle its model."""
-        self._entries[id(event.model)].pending_ends -= 1
-        self._undelivered -= 1
+        core = self._core
+        entry = core.by_id[event.model_id or 0]
+        entry.pending_ends -= 1
+        core.undelivered -= 1
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
         delivered = self._delivered
         if delivered is not None:
             self._delivered = None
@@ -554,6 +547,8 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         callback, say) are waited for too when none are given.
 
         :raises TimeoutError: if ``timeout`` seconds pass first.
+        :raises JournalError: if the journal failed, so the end events can never
+            be delivered.
         :raises ModelStateError: for a model this engine was never given, or when
             called from an event callback (it would wait for its own delivery).
         """
@@ -570,12 +565,17 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
                 await self._wait_settled(entries or None)
 
     async def _wait_settled(self, entries: list[Entry] | None) -> None:
+        core = self._core
         while True:
             if entries is None:
-                if self._undelivered == 0:
+                if core.undelivered == 0:
                     return
             elif all(entry.pending_ends == 0 for entry in entries):
                 return
+            if self._undeliverable is not None:
+                raise self._undeliverable
+            if self._delivery_done.is_set():
+                return  # nothing more will be delivered
             if self._delivered is None:
                 self._delivered = anyio.Event()
             await self._delivered.wait()
@@ -583,10 +583,20 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
     def _entry(self, model: Model) -> Entry:
         if not isinstance(model, Model):
             raise TypeError(f"expected an aionas.Model, got {type(model).__name__} {model!r}")
-        entry = self._entries.get(id(model))
+        entry = self._core.entries.get(id(model))
         if entry is None or entry.model is not model:
             raise ModelStateError(f"{model!r} was never submitted to this engine")
         return entry
+
+    def get_model(self, model_id: int) -> Model:
+        """The model this engine (or its journal's history) knows by ``model_id``.
+
+        :raises KeyError: for an id it does not know.
+        """
+        entry = self._core.by_id.get(model_id) if isinstance(model_id, int) else None
+        if entry is None:
+            raise KeyError(model_id)
+        return entry.model
 
     def list_models(self, status: ModelStatus | str | None = None) -> list[Model]:
         """A new list of the submitted models in submission order (of one status if given).
@@ -594,39 +604,49 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         :raises ValueError: for an unknown status string.
         """
         if status is None:
-            return list(self._history)
+            return list(self._core.history)
         wanted = ModelStatus(status)
-        return [model for model in self._history if model.status == wanted]
+        return [model for model in self._core.history if model.status == wanted]
 
     def budget_available(self) -> bool:
         """True while another model fits in ``max_model_count`` and ``max_duration``."""
-        with self._lock:
-            if self.max_model_count is not None and self._model_count >= self.max_model_count:
+        core = self._core
+        with core.lock:
+            if self.max_model_count is not None and core.model_count >= self.max_model_count:
                 return False
-            return self.max_duration is None or self._spent_locked() < self.max_duration
+            return self.max_duration is None or core.spent_locked() < self.max_duration
 
     def idle_worker_available(self) -> bool:
         """True when nothing runs and nothing is queued."""
-        with self._lock:
-            return self._running is None and not self._queue
+        core = self._core
+        with core.lock:
+            return not core.in_flight and not core.queue
 
     def statistics(self) -> EngineStatistics:
-        """A snapshot of the engine's counters."""
-        with self._lock:
+        """A snapshot of the engine's counters.
+
+        Every counter counts this engine's life (since ``async with``), except the
+        budget counters ``model_count`` and ``total_duration``, which carry over
+        from a resumed journal and from :meth:`load_state_dict`.
+        """
+        core = self._core
+        with core.lock:
             return EngineStatistics(
-                submitted=self._model_count,
-                queued=len(self._queue),
-                running=int(self._running is not None),
-                trained=self._ended[ModelStatus.Trained],
-                failed=self._ended[ModelStatus.Failed],
-                interrupted=self._ended[ModelStatus.Interrupted],
-                total_duration=self._spent_locked(),
-                events_published=self._seq,
+                submitted=core.submitted,
+                queued=len(core.queue),
+                running=len(core.in_flight),
+                trained=core.ended[ModelStatus.Trained],
+                failed=core.ended[ModelStatus.Failed],
+                interrupted=core.ended[ModelStatus.Interrupted],
+                total_duration=core.spent_locked(),
+                events_published=core.seq - core.first_seq,
                 events_delivered=self._dispatcher.delivered,
                 callback_errors=self._dispatcher.callback_errors,
-                dropped_reports=self._dropped_reports,
-                abandoned_threads=self._abandoned_threads,
+                dropped_reports=core.dropped_reports,
+                abandoned_threads=getattr(self.executor, "abandoned_threads", 0),
                 journaled_events=self._journaled,
+                model_count=core.model_count,
+                subscribers_closed=self._dispatcher.subscribers_closed,
             )
 
     # ------------------------------------------------------------------ callbacks
@@ -655,32 +675,68 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
         self._dispatcher.unregister(event_type, callback)
 
     def subscribe(
-        self, *event_types: ModelEventType | str, buffer_size: int | None = None
+        self,
+        *event_types: ModelEventType | str,
+        buffer_size: int | None = None,
+        on_full: OnFull = "wait",
+        since_seq: int | None = None,
     ) -> AbstractAsyncContextManager[Subscription]:
         """An async context manager giving an async iterator of events.
 
         ``event_types`` selects the types (all when none given). The subscriber has
-        its own buffer of ``buffer_size`` events (default ``event_buffer_size``);
-        delivery waits for it rather than drop anything. Iteration ends once the
-        engine has stopped and delivered everything.
+        its own buffer of ``buffer_size`` events (default ``event_buffer_size``).
+        When it is full, ``on_full="wait"`` (the default) makes delivery wait for
+        room (lossless backpressure: a slow subscriber slows training down), and
+        ``on_full="close"`` never slows the engine: the subscription is detached
+        and, after what was buffered, raises :class:`~aionas.SlowSubscriberError`
+        (naming the last ``seq`` it received). While the engine exits, a
+        ``"wait"`` subscriber that does not read for ``subscriber_grace`` seconds
+        is closed the same way. Iteration ends once the engine has stopped and
+        delivered everything.
+
+        ``since_seq=N`` (needs a journal) first replays every journaled event with
+        ``seq > N``, then continues with live events: no gap, no duplicate.
 
         >>> async def watch(engine):  # doctest: +SKIP
         ...     async with engine.subscribe("intermediate_metric") as events:
         ...         async for event in events:
         ...             print(event.model.params, event.metric)
 
-        :raises ValueError: for an unknown event type or a bad ``buffer_size``.
+        :raises ValueError: for an unknown event type, a bad ``buffer_size`` or
+            ``on_full``, or ``since_seq`` without a journal.
         """
         kinds = [ModelEventType.parse(kind) for kind in event_types]  # fail here, not later
         size = self.event_buffer_size if buffer_size is None else buffer_size
-        return self._dispatcher.subscribe(kinds, size)
+        since = None
+        if since_seq is not None:
+            if isinstance(since_seq, bool) or not isinstance(since_seq, int):
+                raise TypeError(f"since_seq must be an int (an event's seq), got {since_seq!r}")
+            if self.journal is None:
+                raise ValueError(
+                    "since_seq replays events from the journal, and this engine has none; "
+                    "pass journal=aionas.SqliteJournal(path) to the engine"
+                )
+            journal = self.journal
+
+            def since() -> tuple[tuple[Replay, int, int] | None, int]:
+                through = self._committed_seq  # everything up to it is in the journal
+                if since_seq >= through:
+                    return None, since_seq
+                return (read, since_seq, through), through
+
+            async def read(after: int, through: int) -> list[ModelEvent]:
+                models = {model_id: entry.model for model_id, entry in self._core.by_id.items()}
+                return await anyio.to_thread.run_sync(journal.read_events, after, through, models)
+
+        return self._dispatcher.subscribe(kinds, size, on_full, since)
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
         """The budget counters: ``{'model_count': int, 'total_duration': float}``."""
-        with self._lock:
-            return {"model_count": self._model_count, "total_duration": self._spent_locked()}
+        core = self._core
+        with core.lock:
+            return {"model_count": core.model_count, "total_duration": core.spent_locked()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue the budgets that :meth:`state_dict` recorded.
@@ -703,12 +759,14 @@ class SequentialExecutionEngine(EngineCore, ExecutionEngine):
             or not (duration >= 0 and math.isfinite(duration))
         ):
             raise ValueError(f"total_duration must be seconds >= 0, got {duration!r}")
-        with self._lock:
-            self._model_count = count
-            self._total_duration = float(duration)
+        core = self._core
+        with core.lock:
+            core.model_count = count
+            core.total_duration = float(duration)
 
     def _check_loop_thread(self, name: str) -> None:
-        if self._loop_thread and threading.get_ident() != self._loop_thread:
+        loop_thread = self._core.loop_thread
+        if loop_thread and threading.get_ident() != loop_thread:
             raise RuntimeError(
                 f"{name}() must be called from the event loop that runs the engine; "
                 f"from a worker thread use anyio.from_thread.run(engine.{name}, ...)"
