@@ -5,31 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from .journal._base import Restored, RestoredModel
-from .journal._rows import params_json
+from .journal._base import RestoredModel
 from .journal.history import to_record
-from .metrics import Metrics, check_storable
+from .metrics import Metrics
 from .model import Model
 from .status import ModelStatus
 
-__all__ = [
-    "ModelFactory",
-    "Restored",
-    "ResumePolicy",
-    "check_metric_json",
-    "params_json",
-    "rebuild",
-    "to_requeue",
-]
+__all__ = ["ModelFactory", "ResumePolicy", "rebuild", "to_requeue"]
 
 #: What to do with models that were queued or running when the last writer stopped.
 ResumePolicy = Literal["interrupt", "requeue"]
 
 #: Builds an executable model from the params a journal kept.
 ModelFactory = Callable[[dict[str, Any]], Model]
-
-# TODO(v2): remove once the engine calls aionas.metrics.check_storable itself.
-check_metric_json = check_storable
 
 
 def rebuild(restored: RestoredModel, factory: ModelFactory | None, experiment: str) -> Model:
@@ -55,7 +43,12 @@ def rebuild(restored: RestoredModel, factory: ModelFactory | None, experiment: s
 
 
 def to_requeue(model: RestoredModel) -> bool:
-    """Requeued on resume: unfinished, or interrupted by a shutdown or a crash."""
-    return model.unfinished or (
-        model.status is ModelStatus.Interrupted and model.reason in ("shutdown", "crash")
+    """Whether ``resume="requeue"`` runs it again: unfinished, left running, or stopped.
+
+    Stopped means ended ``Interrupted`` by a shutdown or a crash.
+    """
+    return (
+        model.unfinished
+        or model.running
+        or (model.status is ModelStatus.Interrupted and model.reason in ("shutdown", "crash"))
     )

@@ -107,9 +107,13 @@ class Entry:
     queued: bool = False
     #: Its current or last run (under ``lock``).
     run: RunHandle | None = None
+    #: Its ``execute`` is ``async def`` (set when queued, on the loop).
+    on_loop: bool = False
 
 
 _ASYNC_EXECUTE: dict[type[Model], bool] = {}
+_TRAINED = ModelStatus.Trained
+_TRAINING = ModelStatus.Training
 
 
 def runs_on_loop(model: Model) -> bool:
@@ -292,6 +296,7 @@ class Scheduler:
             return
         for entry in entries:
             entry.queued = True
+            entry.on_loop = runs_on_loop(entry.model)
         self.queue.extend(entries)
         self._start_next_locked()
 
@@ -299,9 +304,9 @@ class Scheduler:
 
     def _start_next_locked(self) -> None:
         """Start queued models while a lane is free and the outbox has room."""
-        queue, in_flight = self.queue, self.in_flight
+        queue, in_flight, outbox = self.queue, self.in_flight, self.outbox
         while queue and len(in_flight) < self.lanes:
-            if len(self.outbox) >= self.event_buffer_size:
+            if len(outbox) >= self.event_buffer_size:
                 self._start_blocked = True  # the delivery task starts it once it has room
                 return
             entry = queue.popleft()
@@ -310,18 +315,23 @@ class Scheduler:
             if self.max_duration is not None and self.total_duration >= self.max_duration:
                 self._end_locked(model, entry.model_id, ModelStatus.Interrupted, "budget")
                 continue
-            executor = self.loop_executor if runs_on_loop(model) else self.executor
-            run = RunHandle(self, model, entry.model_id, executor, time.monotonic())
+            executor = self.loop_executor if entry.on_loop else self.executor
+            run = entry.run = RunHandle(self, model, entry.model_id, executor, time.monotonic())
             if self.watch_deadlines:
                 self._set_deadline(run)
-            entry.run = run
             in_flight.append(run)
-            model.status = ModelStatus.Training
+            model.status = _TRAINING
             metrics = model.metrics
             if metrics.intermediates or metrics._final is not None:
                 metrics.clear()  # a retried model starts afresh
             model.error = None
-            self._publish_locked(new_start(model, entry.model_id, self.seq, time.time()))
+            # _publish_locked, written out: this runs for every model.
+            outbox.append(new_start(model, entry.model_id, self.seq, time.time()))
+            self.seq += 1
+            ready = self._events_ready
+            if ready is not None:
+                self._events_ready = None
+                self._set_soon(ready)
             if self._state_changed is not None:
                 self._wake_state_locked()
             executor.start(run)
@@ -335,9 +345,30 @@ class Scheduler:
                 run.deadline, run.deadline_reason = budget_end, "budget"
 
     def finish(self, run: RunHandle, error: BaseException | None) -> None:
-        """An executor reports the end of ``execute()`` (any thread)."""
+        """An executor reports the end of ``execute()`` (any thread).
+
+        The hot path of every model: ending it and starting the next share one
+        hold of the lock, and the common outcome is written out inline.
+        """
         with self.lock:
             if run.finished:  # the engine gave up on it already
+                return
+            if error is None and run.cancel_reason is None:
+                model = run.model
+                run.finished = True
+                self.in_flight.remove(run)
+                self.total_duration += time.monotonic() - run.started
+                model._aionas_busy = False
+                model.status = _TRAINED
+                model.error = None
+                self.ended[_TRAINED] += 1
+                self._publish_locked(
+                    new_end(model, run.model_id, _TRAINED, "completed", None, self.seq, time.time())
+                )
+                if self._state_changed is not None:
+                    self._wake_state_locked()
+                if self.queue:
+                    self._start_next_locked()
                 return
             status, reason, error = classify(run, error)
             self._end_run_locked(run, status, reason, error)
@@ -379,9 +410,13 @@ class Scheduler:
     def report(self, run: RunHandle, metric: Any, final: bool) -> None:
         """Apply and publish one report of ``run``."""
         model = run.model
-        value = model.metrics._check(metric)  # ValueError for a non-number, before any wait
-        if type(metric) is not float and type(metric) is not int:
-            check_storable(metric)  # the same with and without a journal
+        metrics = model.metrics
+        if type(metric) is float:  # what _check returns for a float, strict or not
+            value = metric
+        else:
+            value = metrics._check(metric)  # ValueError for a non-number, before any wait
+            if type(metric) is not int:
+                check_storable(metric)  # the same with and without a journal
         with self.lock:
             while True:
                 if run.finished:
@@ -399,12 +434,17 @@ class Scheduler:
                 finally:
                     self._waiting -= 1
             if final:
-                model.metrics._final = value
+                metrics._final = value
                 event = new_final(model, run.model_id, metric, self.seq, time.time())
             else:
-                model.metrics.intermediates.append(value)
+                metrics.intermediates.append(value)
                 event = new_intermediate(model, run.model_id, metric, self.seq, time.time())
-            self._publish_locked(event)
+            self.seq += 1  # _publish_locked, written out: this runs for every report
+            self.outbox.append(event)
+            ready = self._events_ready
+            if ready is not None:
+                self._events_ready = None
+                self._set_soon(ready)
 
     def _publish_locked(self, event: ModelEvent) -> None:
         self.seq += 1

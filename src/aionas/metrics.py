@@ -109,6 +109,7 @@ def metric_json(value: Any) -> str:
 
     :raises TypeError: for a value JSON cannot hold even then (an ``object()``).
     :raises ValueError: for a circular container, or an int too long to print.
+    :raises OverflowError: for a number beyond the float range that is not an int.
 
     >>> import numpy as np
     >>> metric_json({"default": np.float32(0.5), "epochs": np.int64(3)})
@@ -121,6 +122,10 @@ def metric_json(value: Any) -> str:
     if type(value) is int:
         return str(value)
     return _encoder.encode(value)
+
+
+#: Types found to be ``numbers.Real``: checked once, then known (an ABC check is slow).
+_NUMBER_TYPES: set[type] = {bool}
 
 
 def check_storable(metric: Any) -> None:
@@ -139,13 +144,15 @@ def check_storable(metric: Any) -> None:
     ...
     TypeError: metric {'default': 0.5, 'model': <object object at ...>} cannot be stored ...
     """
-    if type(metric) is float or type(metric) is int:
+    kind = type(metric)
+    if kind is float or kind is int or kind in _NUMBER_TYPES:
         return
-    if not isinstance(metric, dict | list | tuple) and isinstance(metric, numbers.Real):
-        return  # numpy scalars and fractions are stored as numbers
+    if isinstance(metric, numbers.Real):  # numpy scalars, fractions: stored as numbers
+        _NUMBER_TYPES.add(kind)
+        return
     try:
         metric_json(metric)
-    except (TypeError, ValueError, RecursionError) as error:
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as error:
         raise TypeError(
             f"metric {_brief(metric)} cannot be stored as JSON ({error}); report numbers, "
             "strings, booleans and None, in dicts with string keys or in lists (call .item() "

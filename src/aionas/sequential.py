@@ -24,6 +24,8 @@ from typing import Any, Self
 import anyio
 
 from ._bridge import current_loop_caller, protect_from_keyboard_interrupt
+from ._checks import check_models, check_positive, check_seconds
+from ._delivery import Delivery
 from ._dispatch import EventCallback, EventDispatcher, OnFull, Replay, Subscription, in_dispatch
 from ._resume import ModelFactory, ResumePolicy, plan_resume
 from ._scheduler import CancelResult, Entry, Phase, Scheduler
@@ -31,7 +33,6 @@ from .engine import EngineStatistics, ExecutionEngine
 from .events import ModelEvent, ModelEventType
 from .exceptions import EngineClosedError, JournalError, ModelStateError
 from .executors import Executor, LoopExecutor, ThreadExecutor
-from .history import ModelRecord
 from .journal import Journal, params_json
 from .model import Model
 from .status import ModelStatus
@@ -39,29 +40,6 @@ from .status import ModelStatus
 __all__ = ["SequentialExecutionEngine"]
 
 _logger = logging.getLogger("aionas.engine")
-
-#: Statuses a model may be submitted with (others get a precise error).
-_READY = frozenset({ModelStatus.Frozen, ModelStatus.Retrying})
-
-
-def _positive(name: str, value: float | None, *, integer: bool = False) -> None:
-    if value is None:
-        return
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        need = "a positive int" if integer else "a positive number of seconds"
-        raise TypeError(f"{name} must be {need} or None, got {value!r}")
-    if not value > 0 or (not integer and not math.isfinite(value)):
-        raise ValueError(f"{name} must be > 0 (use None for no limit), got {value!r}")
-
-
-def _seconds(name: str, value: float | None, *, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be seconds{' or None' if optional else ''}, got {value!r}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
 
 
 class SequentialExecutionEngine(ExecutionEngine):
@@ -134,13 +112,13 @@ class SequentialExecutionEngine(ExecutionEngine):
             )
         if model_factory is not None and not callable(model_factory):
             raise TypeError(f"model_factory must be callable, got {model_factory!r}")
-        _positive("max_model_count", max_model_count, integer=True)
-        _positive("max_duration", max_duration)
-        _positive("max_model_duration", max_model_duration)
-        _positive("max_queue_size", max_queue_size, integer=True)
-        _positive("event_buffer_size", event_buffer_size, integer=True)
-        _seconds("cancel_grace", cancel_grace)
-        _seconds("subscriber_grace", subscriber_grace, optional=False)
+        check_positive("max_model_count", max_model_count, integer=True)
+        check_positive("max_duration", max_duration)
+        check_positive("max_model_duration", max_model_duration)
+        check_positive("max_queue_size", max_queue_size, integer=True)
+        check_positive("event_buffer_size", event_buffer_size, integer=True)
+        check_seconds("cancel_grace", cancel_grace)
+        check_seconds("subscriber_grace", subscriber_grace, optional=False)
         self.max_model_count = max_model_count
         self.max_duration = max_duration
         self.max_model_duration = max_model_duration
@@ -164,12 +142,8 @@ class SequentialExecutionEngine(ExecutionEngine):
             event_buffer_size=event_buffer_size,
         )
         self._dispatcher = EventDispatcher()
+        self._delivery = Delivery(self._core, self._dispatcher, journal)
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._delivery_done = anyio.Event()
-        self._delivered: anyio.Event | None = None  # set when an end event was delivered
-        self._committed_seq = -1  # every event up to this seq is in the journal
-        self._journaled = 0
-        self._undeliverable: JournalError | None = None  # set when the journal failed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,16 +158,14 @@ class SequentialExecutionEngine(ExecutionEngine):
         if self.journal is not None:
             plan = await self._open_journal(self.journal)
         core.attach(current_loop_caller())
-        protect_from_keyboard_interrupt(
-            SequentialExecutionEngine._deliver_events, Scheduler.watch
-        )
+        protect_from_keyboard_interrupt(Delivery.run, Scheduler.watch)
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         await self.executor.open(task_group)
         await core.loop_executor.open(task_group)
         core.phase = Phase.RUNNING
-        task_group.start_soon(self._deliver_events, name="aionas delivery")
+        task_group.start_soon(self._delivery.run, name="aionas delivery")
         if core.watch_deadlines:
             task_group.start_soon(core.watch, name="aionas deadlines")
         if plan is not None:
@@ -226,12 +198,12 @@ class SequentialExecutionEngine(ExecutionEngine):
             core.first_seq = restored.next_seq  # the crash ends below are this engine's
             core.seq = plan.next_seq
             core.next_id = restored.next_id
-            self._committed_seq = restored.next_seq - 1
+            self._delivery.committed_seq = restored.next_seq - 1
             if plan.all_ends:
                 await anyio.to_thread.run_sync(
                     journal.record_events, plan.all_ends, core.total_duration
                 )
-                self._committed_seq = plan.all_ends[-1].seq
+                self._delivery.committed_seq = plan.all_ends[-1].seq
             if plan.resubmitted:
                 await anyio.to_thread.run_sync(
                     journal.record_submissions, [], plan.resubmitted, core.model_count
@@ -260,12 +232,12 @@ class SequentialExecutionEngine(ExecutionEngine):
         raised = exc
         if exc is None:
             try:
-                await self._wait_settled(None)
+                await self._delivery.wait_settled(None)
             except BaseException as error:  # cancelled (or interrupted) while waiting
                 raised = error
         with anyio.CancelScope(shield=True):
             core.stop(None if raised is None else "shutdown")
-            interrupt = await self._wait_through_interrupts(self._delivery_done)
+            interrupt = await self._wait_through_interrupts(self._delivery.done)
             interrupt = await self._wait_through_interrupts(None) or interrupt
             if self.journal is not None:
                 await anyio.to_thread.run_sync(self.journal.close)
@@ -279,7 +251,9 @@ class SequentialExecutionEngine(ExecutionEngine):
         fatal = core.fatal
         if fatal is not None and (
             raised is None
-            or isinstance(raised, EngineClosedError | JournalError | anyio.get_cancelled_exc_class())
+            or isinstance(
+                raised, EngineClosedError | JournalError | anyio.get_cancelled_exc_class()
+            )
         ):
             raise fatal
         if raised is not exc and raised is not None:
@@ -352,7 +326,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         core = self._core
         with core.lock:
             core.check_accepting_locked()
-        self._check_models(models)
+        check_models(models)
         if not models:
             return
         if self.max_queue_size is not None and not in_dispatch.get():
@@ -365,7 +339,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                         break
                     changed = core._state_event_locked()
                 await changed.wait()
-                self._check_models(models)  # a callback may have queued one meanwhile
+                check_models(models)  # a callback may have queued one meanwhile
         params = [params_json(model) for model in models] if self.journal is not None else []
         with core.lock:
             core.check_accepting_locked()  # in the same hold as the queueing: no slipping in
@@ -408,46 +382,6 @@ class SequentialExecutionEngine(ExecutionEngine):
                 core.enqueue_locked(entries)  # ends them 'shutdown' if the engine stopped
                 core.wake_delivery_locked()
 
-    def _check_models(self, models: tuple[Model, ...]) -> None:
-        for model in models:
-            if (
-                isinstance(model, Model)
-                and getattr(model, "_aionas_busy", None) is False
-                and not isinstance(model, ModelRecord)
-                and model.status in _READY
-            ):
-                continue  # the common case, checked cheaply; the rest says what is wrong
-            if isinstance(model, ModelRecord):
-                raise ModelStateError(
-                    f"{model!r} is a record restored from a journal and cannot run; pass "
-                    "model_factory=... to the engine to get executable models back"
-                )
-            if not isinstance(model, Model):
-                raise TypeError(
-                    f"submit_models takes aionas.Model instances, got {type(model).__name__} "
-                    f"{model!r}; wrap a function in aionas.FunctionModel(fn, params)"
-                )
-            if not hasattr(model, "metrics") or not hasattr(model, "_aionas_busy"):
-                raise ModelStateError(
-                    f"{type(model).__name__}.__init__ did not call Model.__init__; "
-                    "add super().__init__(params) to it"
-                )
-            status = model.status
-            if not isinstance(status, ModelStatus) or not status.frozen():
-                raise ModelStateError(
-                    f"{model!r} is not frozen (status {status!s}); only frozen models can run"
-                )
-            if status.completed():
-                raise ModelStateError(
-                    f"{model!r} has already completed; to run it again, set "
-                    "model.status = ModelStatus.Retrying and submit it again"
-                )
-            if model._aionas_busy:
-                raise ModelStateError(f"{model!r} is already queued or running; submit it once")
-        if len(models) > 1 and len({id(model) for model in models}) != len(models):
-            twice = next(m for i, m in enumerate(models) if any(m is o for o in models[:i]))
-            raise ModelStateError(f"{twice!r} is already queued or running; submit it once")
-
     def cancel_model(self, model: Model) -> CancelResult:
         """End a queued model now, or ask the running one to stop; say which.
 
@@ -464,77 +398,6 @@ class SequentialExecutionEngine(ExecutionEngine):
         """
         self._check_loop_thread("cancel_model")
         return self._core.cancel(self._entry(model))
-
-    # ------------------------------------------------------------------ delivery
-
-    async def _deliver_events(self) -> None:
-        """The delivery task: drain the outbox in batches; commit, then deliver, in order."""
-        in_dispatch.set(True)
-        try:
-            with anyio.CancelScope(shield=True):
-                await self._deliver_until_done()
-        finally:
-            self._dispatcher.close()
-            self._delivery_done.set()
-            self._wake_waiters()
-
-    async def _deliver_until_done(self) -> None:
-        take, deliver = self._core.take_events, self._dispatcher.deliver_batch
-        while True:
-            batch = take()
-            if batch is None:
-                return
-            if isinstance(batch, anyio.Event):
-                await batch.wait()
-                continue
-            if self.journal is not None and not await self._commit(batch):
-                continue  # not committed: nobody may receive it
-            await deliver(batch, self._end_delivered)
-
-    async def _commit(self, batch: list[ModelEvent]) -> bool:
-        """Commit a batch before anyone sees it (the journal's guarantee)."""
-        assert self.journal is not None
-        if self._undeliverable is not None:
-            return False
-        core = self._core
-        if batch[0].seq <= self._committed_seq:  # committed at resume already
-            batch = [event for event in batch if event.seq > self._committed_seq]
-            if not batch:
-                return True
-        with core.lock:
-            spent = core.total_duration
-        try:
-            await anyio.to_thread.run_sync(self.journal.record_events, batch, spent)
-        except Exception as error:
-            # Nothing more can be made durable: stop, deliver nothing more, and say so.
-            _logger.error("journal write failed; stopping the engine", exc_info=error)
-            failure = JournalError(
-                f"writing to {self.journal!r} failed ({type(error).__name__}: {error}); "
-                f"the engine stopped; events after seq {self._committed_seq} are not in the "
-                "journal and were not delivered to anyone"
-            )
-            failure.__cause__ = error
-            self._undeliverable = failure
-            core.stop("shutdown", failure)
-            self._wake_waiters()
-            return False
-        self._committed_seq = batch[-1].seq
-        self._journaled += len(batch)
-        return True
-
-    def _end_delivered(self, event: ModelEvent) -> None:
-        """A ``TrainingEndEvent`` has reached everyone: settle its model."""
-        core = self._core
-        entry = core.by_id[event.model_id or 0]
-        entry.pending_ends -= 1
-        core.undelivered -= 1
-        self._wake_waiters()
-
-    def _wake_waiters(self) -> None:
-        delivered = self._delivered
-        if delivered is not None:
-            self._delivered = None
-            delivered.set()
 
     # ------------------------------------------------------------------ waiting and queries
 
@@ -559,26 +422,10 @@ class SequentialExecutionEngine(ExecutionEngine):
             )
         entries = [self._entry(model) for model in models]
         if timeout is None:
-            await self._wait_settled(entries or None)
+            await self._delivery.wait_settled(entries or None)
         else:
             with anyio.fail_after(timeout):
-                await self._wait_settled(entries or None)
-
-    async def _wait_settled(self, entries: list[Entry] | None) -> None:
-        core = self._core
-        while True:
-            if entries is None:
-                if core.undelivered == 0:
-                    return
-            elif all(entry.pending_ends == 0 for entry in entries):
-                return
-            if self._undeliverable is not None:
-                raise self._undeliverable
-            if self._delivery_done.is_set():
-                return  # nothing more will be delivered
-            if self._delivered is None:
-                self._delivered = anyio.Event()
-            await self._delivered.wait()
+                await self._delivery.wait_settled(entries or None)
 
     def _entry(self, model: Model) -> Entry:
         if not isinstance(model, Model):
@@ -644,7 +491,7 @@ class SequentialExecutionEngine(ExecutionEngine):
                 callback_errors=self._dispatcher.callback_errors,
                 dropped_reports=core.dropped_reports,
                 abandoned_threads=getattr(self.executor, "abandoned_threads", 0),
-                journaled_events=self._journaled,
+                journaled_events=self._delivery.journaled,
                 model_count=core.model_count,
                 subscribers_closed=self._dispatcher.subscribers_closed,
             )
@@ -719,7 +566,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             journal = self.journal
 
             def since() -> tuple[tuple[Replay, int, int] | None, int]:
-                through = self._committed_seq  # everything up to it is in the journal
+                through = self._delivery.committed_seq  # everything up to it is in the journal
                 if since_seq >= through:
                     return None, since_seq
                 return (read, since_seq, through), through

@@ -184,4 +184,3 @@ class Executor(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Stop the executor's workers once idle; returns when they are done."""
-

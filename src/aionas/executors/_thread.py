@@ -67,6 +67,7 @@ class ThreadExecutor(Executor):
         self._closing = False
         self._idle = False
         self._worker: _Worker | None = None
+        self._thread = 0  # the current worker thread's ident
         self._done = anyio.Event()
         self._alive = anyio.Event()  # the first worker thread is running
         self._opened = False
@@ -82,6 +83,11 @@ class ThreadExecutor(Executor):
         await self._alive.wait()  # so the first model starts without waiting for a thread
 
     def start(self, run: RunHandle) -> None:
+        if threading.get_ident() == self._thread:
+            # From the worker itself (inside finish()): it takes the run next, no lock
+            # needed, since the engine never starts a second run while one is unfinished.
+            self._next = run
+            return
         with self._cond:
             self._next = run
             if self._idle:
@@ -135,23 +141,17 @@ class ThreadExecutor(Executor):
         """The worker thread: run what :meth:`start` hands over until closed."""
         if not self._alive.is_set():
             anyio.from_thread.run_sync(self._alive.set)
-        cond = self._cond
+        self._thread = threading.get_ident()
         while True:
-            with cond:
-                worker.run = None
-                while True:
-                    if worker.abandoned:
-                        return
-                    run = self._next
-                    if run is not None:
-                        self._next = None
-                        worker.run = run
-                        break
-                    if self._closing:
-                        return
-                    self._idle = True
-                    cond.wait()
-                    self._idle = False
+            run = self._next
+            if run is not None and not worker.abandoned:
+                # Handed over by finish() on this thread: take it without the lock.
+                self._next = None
+                worker.run = run
+            else:
+                run = self._take(worker)
+                if run is None:
+                    return
             token = current_run.set(run)
             try:
                 run.model.execute()
@@ -161,3 +161,22 @@ class ThreadExecutor(Executor):
             else:
                 current_run.reset(token)
                 run.finish(None)
+
+    def _take(self, worker: _Worker) -> RunHandle | None:
+        """Wait for the next run; None when the thread should exit."""
+        cond = self._cond
+        with cond:
+            worker.run = None
+            while True:
+                if worker.abandoned:
+                    return None
+                run = self._next
+                if run is not None:
+                    self._next = None
+                    worker.run = run
+                    return run
+                if self._closing:
+                    return None
+                self._idle = True
+                cond.wait()
+                self._idle = False

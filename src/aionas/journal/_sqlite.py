@@ -1,16 +1,16 @@
 """The SQLite journal: one experiment of one file, written by one engine at a time.
 
-Ownership (several threads share a :class:`Store`):
+Shared state (the engine calls a :class:`Store` from several worker threads):
 
-============================  ===========================  ==============================
-field                         written by, under            read by
-============================  ===========================  ==============================
-``Store._conn``               open/close, ``_lock``        record_* (``_lock``)
-``Store._reader``             open/close, ``_read_lock``   read_events (``_read_lock``)
-``Store._eid``, ``_identity``  open, before it returns      everyone after open
-``_writers``                  open/close, ``_open_lock``   open (``_open_lock``)
-``SqliteJournal._store``      open/close (the engine)      every method (a plain read)
-============================  ===========================  ==============================
+=============================  ===========================  ===========================
+field                          written by, under            read by, under
+=============================  ===========================  ===========================
+``Store._conn``                open, close; ``_lock``       record_*; ``_lock``
+``Store._reader``              open, close; ``_read_lock``  read_events; ``_read_lock``
+``Store._eid``, ``_identity``  open, before it returns      anyone after open
+``_writers`` (module)          open, close; ``_open_lock``  open; ``_open_lock``
+``SqliteJournal._store``       open, close (the engine)     every method, a plain read
+=============================  ===========================  ===========================
 """
 
 from __future__ import annotations
@@ -380,7 +380,6 @@ class SqliteJournal(Journal):
         self.path = Path(path)
         self.experiment = experiment
         self._store: Store | None = None
-        self._legacy: _LegacyWriter | None = None
 
     def __repr__(self) -> str:
         return f"SqliteJournal({str(self.path)!r}, experiment={self.experiment!r})"
@@ -448,41 +447,3 @@ class SqliteJournal(Journal):
                 f"{self!r} is not open; an engine opens it when it starts, or call open()"
             )
         return store
-
-    # TODO(v2): remove once the engine uses the Journal interface.
-    def _open(self) -> Restored:
-        return self.open()
-
-    # TODO(v2): remove once the engine uses the Journal interface.
-    def _writer(self) -> _LegacyWriter:
-        if self._store is None:
-            raise JournalError(f"{self!r} used before the engine opened it")
-        if self._legacy is None:
-            self._legacy = _LegacyWriter(self)
-        return self._legacy
-
-    # TODO(v2): remove once the engine uses the Journal interface.
-    def _close(self) -> None:
-        self.close()
-
-
-class _LegacyWriter:
-    """The writer the engine used before the Journal interface, over its methods.
-
-    TODO(v2): remove once the engine uses the Journal interface.
-    """
-
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-
-    def record_submissions(
-        self, rows: list[tuple[int, str, str, float]], retried: list[int], model_count: int
-    ) -> None:
-        self._journal.record_submissions(rows, retried, model_count)
-
-    def record_events(
-        self, batch: list[ModelEvent], model_ids: Mapping[int, int], total_duration: float
-    ) -> int:
-        del model_ids  # every event carries its model_id now
-        self._journal.record_events(batch, total_duration)
-        return len(batch)

@@ -37,6 +37,9 @@ from __future__ import annotations
 from ._engine import EngineFactory, running_engine
 from ._events import EventLog, collect_events
 from ._models import BlockingModel, ScriptedModel
+
+# The plugin's hook and fixtures: pytest finds them as names of this module (the
+# entry point), so they are imported here, though they are not part of __all__.
 from ._plugin import _aionas_engine_anyio as _aionas_engine_anyio
 from ._plugin import aionas_engine as aionas_engine
 from ._plugin import aionas_engine_factory as aionas_engine_factory
