@@ -149,6 +149,7 @@ def test_engine_event_factories_match_the_constructors() -> None:
         ({"default": 10**400}, "about 10**400"),
         (Fraction(10**400), "(Fraction)"),
     ],
+    ids=["int", "negative-int", "dict", "fraction"],
 )
 def test_numbers_beyond_a_float_raise_value_error_naming_their_size(value: Any, size: str) -> None:
     with pytest.raises(ValueError, match="too large for a float") as caught:

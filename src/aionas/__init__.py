@@ -30,7 +30,7 @@ from .exceptions import (
     SlowSubscriberError,
 )
 from .executors import Executor, LoopExecutor, RunHandle, ThreadExecutor
-from .history import History, HistorySummary, ModelRecord, RestoredError, load_history
+from .journal import History, HistorySummary, ModelRecord, RestoredError, load_history
 from .journal import Journal, SqliteJournal
 from .metrics import Metrics, canonical_metric
 from .model import FunctionModel, Model

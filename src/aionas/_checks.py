@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .exceptions import ModelStateError
-from .history import ModelRecord
+from .journal import ModelRecord
 from .model import Model
 from .status import ModelStatus
 
