@@ -74,6 +74,15 @@ class _Subscriber:
     after: int = -1
     #: Closed for being too slow.
     slow: bool = False
+    #: Set by the reader when it takes events, while delivery waits for room.
+    room: anyio.Event | None = None
+
+    def taken(self) -> None:
+        """The reader took events: wake delivery if it waits for room."""
+        room = self.room
+        if room is not None:
+            self.room = None
+            room.set()
 
 
 class Subscription:
@@ -131,6 +140,8 @@ class Subscription:
         except anyio.EndOfStream:
             self._ended()
             raise StopAsyncIteration from None
+        if self._subscriber.room is not None:
+            self._subscriber.taken()
         self._last_seq = event.seq
         return event
 
@@ -165,6 +176,7 @@ class Subscription:
                 batch.append(receive())
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
+        self._subscriber.taken()
         self._last_seq = batch[-1].seq
         return batch
 
@@ -268,6 +280,7 @@ class EventDispatcher:
         finally:
             self._remove(subscriber)
             send.close()
+            subscriber.taken()  # a delivery waiting for room sees it closed
 
     def _add(self, subscriber: _Subscriber) -> None:
         for kind in subscriber.types:
@@ -333,28 +346,46 @@ class EventDispatcher:
         self.delivered += len(batch)
 
     async def _send_when_room(self, subscriber: _Subscriber, event: ModelEvent) -> None:
+        """Deliver to a full subscriber: wait for room (``"wait"``) or close it.
+
+        The wait is for the reader to take events, never inside ``send()``: a send
+        cancelled just as the reader takes its item would not know whether the
+        item went through, and retrying could deliver it twice.
+        """
         if subscriber.on_full == "close":
             self._close_slow(subscriber)
             return
         send = subscriber.send
-        try:
-            if self._exit_grace is None:
-                with anyio.CancelScope() as scope:
-                    self._blocked = scope
-                    try:
-                        await send.send(event)
-                        return
-                    finally:
-                        self._blocked = None
-                # cancelled by begin_exit: wait no more than the grace from now
-            assert self._exit_grace is not None
-            with anyio.move_on_after(self._exit_grace):
-                await send.send(event)
+        while True:
+            room = subscriber.room = anyio.Event()
+            if not await self._wait_for_room(room):
+                self._close_slow(subscriber)
                 return
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._remove(subscriber)
-            return
-        self._close_slow(subscriber)
+            try:
+                send.send_nowait(event)
+                return
+            except anyio.WouldBlock:
+                continue
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._remove(subscriber)
+                return
+
+    async def _wait_for_room(self, room: anyio.Event) -> bool:
+        """Wait for ``room``; once exiting, for ``subscriber_grace`` at most (False then)."""
+        if self._exit_grace is None:
+            with anyio.CancelScope() as scope:
+                self._blocked = scope
+                try:
+                    await room.wait()
+                    return True
+                finally:
+                    self._blocked = None
+            # begin_exit() cancelled the wait: from now on it is bounded.
+        assert self._exit_grace is not None
+        with anyio.move_on_after(self._exit_grace):
+            await room.wait()
+            return True
+        return False
 
     def close(self) -> None:
         """End every subscription's iteration; later subscriptions start ended."""
