@@ -62,10 +62,10 @@ class _Channel:
         return _ParameterRecord(parameter_id=None, parameters=self.model)
 
     def report_intermediate(self, metric: Any) -> None:
-        self.engine.dispatch(events.new_intermediate(self.model, metric, 0, 0.0))
+        self.engine.dispatch(events.new_intermediate(self.model, 0, metric, 0, 0.0))
 
     def report_final(self, metric: Any) -> None:
-        self.engine.dispatch(events.new_final(self.model, metric, 0, 0.0))
+        self.engine.dispatch(events.new_final(self.model, 0, metric, 0, 0.0))
 
     def check_cancelled(self) -> None:
         pass
@@ -150,7 +150,7 @@ class InlineEngine(_Dispatching):
         finally:
             current_run.reset(token)
             _default_channel = previous
-            self.dispatch(events.new_end(model, status, "completed", None, 0, 0.0))
+            self.dispatch(events.new_end(model, 0, status, "completed", None, 0, 0.0))
             _logger.debug("Training end callbacks of model %d are done.", self.model_count)
 
 
@@ -160,7 +160,7 @@ class BareInlineEngine(_Dispatching):
     def submit_models(self, *models: aionas.Model) -> None:
         for model in models:
             model.status = aionas.ModelStatus.Training
-            self.dispatch(events.new_start(model, 0, 0.0))
+            self.dispatch(events.new_start(model, 0, 0, 0.0))
             token = current_run.set(_Channel(self, model))
             try:
                 model.execute()
@@ -170,7 +170,7 @@ class BareInlineEngine(_Dispatching):
             finally:
                 current_run.reset(token)
             model.status = status
-            self.dispatch(events.new_end(model, status, "completed", None, 0, 0.0))
+            self.dispatch(events.new_end(model, 0, status, "completed", None, 0, 0.0))
 
 
 def _noop() -> None:

@@ -3,6 +3,10 @@
     python benchmarks/run.py            # the full suite (a few minutes)
     python benchmarks/run.py --quick    # a CI-sized smoke run (under 30 s)
 
+Figure 1 adds NNI 3.0's real engine as a baseline when an interpreter with ``nni``
+is found: ``--nni-python PATH``, else ``$AIONAS_BENCH_NNI_PYTHON``, else
+``.venv-nni/bin/python`` if it exists (``--nni-python ''`` turns it off).
+
 Prints a table and writes ``benchmarks/results/latest.json`` (``latest-quick.json``
 with ``--quick``, so a smoke run never overwrites the full figures). See
 ``benchmarks/README.md`` for what each figure means.
@@ -13,13 +17,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,6 +56,36 @@ def _format(value: float, unit: str) -> str:
     return f"{value:,.2f} {unit}"
 
 
+NNI_PYTHON_ENV = "AIONAS_BENCH_NNI_PYTHON"
+NNI_PYTHON_DEFAULT = ROOT / ".venv-nni" / "bin" / "python"
+
+
+def find_nni(option: str | None, console: Console) -> tuple[Path | None, str | None]:
+    """The interpreter to run NNI's engine with, and its ``nni`` version (None, None if none).
+
+    An explicit ``--nni-python`` or ``$AIONAS_BENCH_NNI_PYTHON`` that does not work
+    is an error; a missing default interpreter only leaves the NNI rows out.
+    """
+    chosen = option if option is not None else os.environ.get(NNI_PYTHON_ENV)
+    if chosen == "":
+        return None, None
+    if chosen is None and not NNI_PYTHON_DEFAULT.exists():
+        console.log("no .venv-nni/bin/python: figure 1 runs without NNI's engine")
+        return None, None
+    python = Path(chosen) if chosen is not None else NNI_PYTHON_DEFAULT
+    probe = [str(python), "-c", "from importlib.metadata import version; print(version('nni'))"]
+    try:
+        found = subprocess.run(probe, capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        if chosen is None:
+            console.log(f"{python} has no nni ({error}): figure 1 runs without NNI's engine")
+            return None, None
+        raise SystemExit(
+            f"--nni-python / ${NNI_PYTHON_ENV}: {python} cannot run nni: {error}"
+        ) from None
+    return python, found.stdout.strip()
+
+
 def render(results: list[Result], console: Console) -> None:
     table = Table(title="aionas benchmarks (medians; ratios measured within one run)")
     for column in ("figure", "measurement", "backend", "value", "ratio", "target", "met"):
@@ -70,10 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the results (default: benchmarks/results/latest.json, "
         "or latest-quick.json with --quick)",
     )
+    parser.add_argument(
+        "--nni-python",
+        help="a Python with nni==3.0, for NNI's real engine as a baseline of figure 1 "
+        f"(default: ${NNI_PYTHON_ENV}, else .venv-nni/bin/python if it exists; '' for none)",
+    )
     args = parser.parse_args(argv)
     repeat = args.repeat or (2 if args.quick else 5)
 
     console = Console(width=None if sys.stdout.isatty() else 150)
+    nni_python, nni_version = None, None
+    if not args.only or "overhead" in args.only:
+        nni_python, nni_version = find_nni(args.nni_python, console)
+        if nni_python is not None:
+            console.log(f"NNI {nni_version}'s engine as a baseline, run by {nni_python}")
     results: list[Result] = []
     started = time.perf_counter()
     for name, measure, backends in FIGURES:
@@ -82,12 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             console.log(f"figure {name} on {backend} ...")
             gc.collect()
-            results.extend(
-                anyio.run(
-                    lambda m=measure, b=backend: m(b, quick=args.quick, repeat=repeat),
-                    backend=backend,
-                )
-            )
+            options: dict[str, Any] = {"quick": args.quick, "repeat": repeat}
+            if name == "overhead":
+                options["nni_python"] = nni_python
+            results.extend(anyio.run(partial(measure, backend, **options), backend=backend))
     elapsed = time.perf_counter() - started
 
     render(results, console)
@@ -107,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "switch_interval_s": sys.getswitchinterval(),
         },
-        "versions": {name: version(name) for name in ("aionas", "anyio", "trio")},
+        "versions": {
+            **{name: version(name) for name in ("aionas", "anyio", "trio")},
+            **({"nni": nni_version} if nni_version else {}),
+        },
         "results": [r.as_dict() for r in results],
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
