@@ -31,6 +31,7 @@ field (guarded by ``lock``)          written by                             read
 ``phase``, ``closing``               loop (start, stop); any (stop path)    loop, any
 ``queue``, ``Entry.queued``          loop (enqueue, cancel); any (start)     loop, any
 ``in_flight``, ``Entry.run``         any (start, finish); loop (abandon)     loop, any
+``by_id``                            loop (admit, undo)                      any (finish)
 ``outbox``, ``seq``                  any (publish); loop (take)              loop
 ``RunHandle.cancel_reason``          any (stop path), loop (cancel, watch)   any (without lock)
 ``RunHandle.finished``               any (finish), loop (abandon)            any (without lock)
@@ -41,7 +42,8 @@ counters (``ended``, ``dropped``)    any                                     loo
 ``_events_ready``, ``_state_changed`` loop (create), any (set via loop)      loop
 ==================================  =====================================  =======================
 
-Loop only: ``entries``, ``by_id``, ``history``, ``Entry.pending_ends``, ``undelivered``.
+Loop only: ``entries``, ``history``, ``Entry.pending_ends``, ``undelivered`` (and ``by_id``
+before the engine starts, when there is no other thread yet).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class Entry:
     pending_ends: int = 0
     #: In the queue (under ``lock``).
     queued: bool = False
-    #: Its current or last run (under ``lock``).
+    #: Its run while one is unfinished (under ``lock``).
     run: RunHandle | None = None
     #: Its ``execute`` is ``async def`` (set when queued, on the loop).
     on_loop: bool = False
@@ -356,6 +358,7 @@ class Scheduler:
             if error is None and run.cancel_reason is None:
                 model = run.model
                 run.finished = True
+                self.by_id[run.model_id].run = None  # a finished run is not kept
                 self.in_flight.remove(run)
                 self.total_duration += time.monotonic() - run.started
                 model._aionas_busy = False
@@ -385,6 +388,7 @@ class Scheduler:
         self, run: RunHandle, status: ModelStatus, reason: EndReason, error: BaseException | None
     ) -> None:
         run.finished = True
+        self.by_id[run.model_id].run = None  # a finished run is not kept
         self.in_flight.remove(run)
         self.total_duration += time.monotonic() - run.started
         self._end_locked(run.model, run.model_id, status, reason, error)

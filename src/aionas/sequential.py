@@ -320,7 +320,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         :raises BudgetExhaustedError: if ``max_model_count`` would be exceeded or
             ``max_duration`` is spent.
         :raises EngineClosedError: outside ``async with``, or after the engine stopped.
-        :raises JournalError: if the journal could not record it (nothing is queued).
+        :raises JournalError: if the journal could not record it: nothing is queued,
+            and the engine stops (as for any failed journal write).
         """
         self._check_loop_thread("submit_models")
         core = self._core
@@ -369,14 +370,17 @@ class SequentialExecutionEngine(ExecutionEngine):
                     self.journal.record_submissions, rows, resubmitted, count
                 )
             except Exception as error:
+                failure = JournalError(
+                    f"could not record the submission in {self.journal!r}: "
+                    f"{type(error).__name__}: {error}; nothing was queued, and the engine "
+                    "stopped (nothing more can be made durable)"
+                )
+                failure.__cause__ = error
                 with core.lock:
                     core.submitting -= 1
                     core.unadmit_locked(entries, new)
-                    core.wake_delivery_locked()
-                raise JournalError(
-                    f"could not record the submission in {self.journal!r}: "
-                    f"{type(error).__name__}: {error}; nothing was queued"
-                ) from error
+                    core._stop_locked("shutdown", failure)
+                raise failure
             with core.lock:
                 core.submitting -= 1
                 core.enqueue_locked(entries)  # ends them 'shutdown' if the engine stopped
