@@ -125,7 +125,9 @@ class Journal(ABC):
             JSON, class name, time.time())``.
         :param resubmitted: ids of models already recorded that were submitted
             again (each counts one more submission).
-        :param model_count: the engine's submission counter, to keep for resume.
+        :param model_count: the engine's submission counter after these, to keep for
+            resume. Overlapping submissions may be committed out of order: keep the
+            largest count seen.
         :raises Exception: anything; nothing was committed and the engine
             refuses the submission.
         """

@@ -230,8 +230,8 @@ class Store:
                     "WHERE experiment = ? AND id = ?",
                     [(self._eid, model_id) for model_id in retried],
                 )
-                conn.execute(
-                    "UPDATE experiments SET model_count = ? WHERE id = ?",
+                conn.execute(  # concurrent submissions may commit out of order
+                    "UPDATE experiments SET model_count = MAX(model_count, ?) WHERE id = ?",
                     (model_count, self._eid),
                 )
 
