@@ -128,8 +128,8 @@ class Journal(ABC):
         :param model_count: the engine's submission counter after these, to keep for
             resume. Overlapping submissions may be committed out of order: keep the
             largest count seen.
-        :raises Exception: anything; nothing was committed and the engine
-            refuses the submission.
+        :raises Exception: anything; nothing was committed, the engine refuses
+            the submission and stops (nothing more can be made durable).
         """
 
     @abstractmethod
