@@ -255,7 +255,7 @@ def test_restored_models_are_plain_data() -> None:
 
 
 def test_rebuilt_models_have_strict_metrics() -> None:
-    from aionas._journaling import rebuild
+    from aionas._resume import rebuild
 
     row = RestoredModel(1, {"n": 2}, "Reporter", submissions=1, ends=1)
     row.status = ModelStatus.Interrupted
@@ -272,7 +272,7 @@ def test_rebuilt_models_have_strict_metrics() -> None:
 
 
 def test_what_requeue_runs_again() -> None:
-    from aionas._journaling import to_requeue
+    from aionas._resume import to_requeue
 
     def row(status: ModelStatus, reason: str | None, **fields: Any) -> RestoredModel:
         fields = {"submissions": 1, "ends": 1, **fields}
