@@ -45,7 +45,9 @@ class Delivery:
         self.journaled = 0
         #: Set once the task has ended (every subscription has ended too).
         self.done = anyio.Event()
-        self._delivered: anyio.Event | None = None  # set when an end event is delivered
+        # Set when a model has had all its end events delivered; and when all models have.
+        self._settled: anyio.Event | None = None
+        self._all_settled: anyio.Event | None = None
         self._failure: JournalError | None = None  # set when the journal failed
 
     async def run(self) -> None:
@@ -106,15 +108,29 @@ class Delivery:
     def _end_delivered(self, event: ModelEvent) -> None:
         """A ``TrainingEndEvent`` has reached everyone: settle its model."""
         core = self._core
-        core.by_id[event.model_id or 0].pending_ends -= 1
+        entry = core.by_id[event.model_id or 0]
+        entry.pending_ends -= 1
         core.undelivered -= 1
-        self._wake_waiters()
+        if entry.pending_ends == 0:  # wake only those whose condition may now hold
+            settled = self._settled
+            if settled is not None:
+                self._settled = None
+                settled.set()
+            if core.undelivered == 0:
+                self._wake_all()
 
     def _wake_waiters(self) -> None:
-        delivered = self._delivered
-        if delivered is not None:
-            self._delivered = None
-            delivered.set()
+        settled = self._settled
+        if settled is not None:
+            self._settled = None
+            settled.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        settled = self._all_settled
+        if settled is not None:
+            self._all_settled = None
+            settled.set()
 
     async def wait_settled(self, entries: list[Entry] | None) -> None:
         """Wait until these entries (all, with None) have had every end event delivered.
@@ -132,6 +148,11 @@ class Delivery:
                 raise self._failure
             if self.done.is_set():
                 return  # nothing more will be delivered
-            if self._delivered is None:
-                self._delivered = anyio.Event()
-            await self._delivered.wait()
+            if entries is None:
+                if self._all_settled is None:
+                    self._all_settled = anyio.Event()
+                await self._all_settled.wait()
+            else:
+                if self._settled is None:
+                    self._settled = anyio.Event()
+                await self._settled.wait()
