@@ -95,8 +95,10 @@ async def test_since_seq_after_a_resume_reaches_back_into_the_earlier_run(
             await engine.submit_models(Reporter({"n": 1}))
             (new_end,) = await events.receive_batch()
     assert isinstance(old_end, aionas.TrainingEndEvent)
-    assert old_end.status is aionas.ModelStatus.Trained and old_end.seq == 4
-    assert new_end.seq > old_end.seq and new_end.model_id == 2
+    assert old_end.status is aionas.ModelStatus.Trained
+    assert old_end.seq == 4
+    assert new_end.seq > old_end.seq
+    assert new_end.model_id == 2
 
 
 async def test_get_model_finds_a_model_by_id() -> None:
@@ -139,6 +141,7 @@ async def test_a_stalled_wait_subscriber_cannot_hold_up_the_exit() -> None:
             with pytest.raises(aionas.SlowSubscriberError) as caught:
                 async for event in stalled:
                     got.append(event)
-    assert len(got) == 2 and caught.value.last_seq == got[-1].seq
+    assert len(got) == 2
+    assert caught.value.last_seq == got[-1].seq
     assert sum(isinstance(e, aionas.TrainingEndEvent) for e in recorder.events) == 3
     assert all(m.status is aionas.ModelStatus.Trained for m in models)

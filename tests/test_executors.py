@@ -69,7 +69,8 @@ async def test_a_custom_executor_runs_models_and_reports_through_the_handle() ->
         recorder = Recorder(engine)
         await engine.submit_models(*models)
         await engine.wait_models()
-    assert executor.opened and executor.closed
+    assert executor.opened
+    assert executor.closed
     assert [run.model for run in executor.started] == models  # in order, one at a time
     assert {run.model_id for run in executor.started} == {m.model_id for m in models}
     for model in models:
@@ -147,5 +148,5 @@ async def test_a_thread_executor_serves_one_engine_once() -> None:
 
 
 def test_executor_must_be_an_executor() -> None:
-    with pytest.raises(TypeError, match="aionas.Executor"):
+    with pytest.raises(TypeError, match=r"aionas\.Executor"):
         aionas.SequentialExecutionEngine(executor=object())  # type: ignore[arg-type]

@@ -30,8 +30,15 @@ from .exceptions import (
     SlowSubscriberError,
 )
 from .executors import Executor, LoopExecutor, RunHandle, ThreadExecutor
-from .journal import History, HistorySummary, ModelRecord, RestoredError, load_history
-from .journal import Journal, SqliteJournal
+from .journal import (
+    History,
+    HistorySummary,
+    Journal,
+    ModelRecord,
+    RestoredError,
+    SqliteJournal,
+    load_history,
+)
 from .metrics import Metrics, canonical_metric
 from .model import FunctionModel, Model
 from .sequential import SequentialExecutionEngine

@@ -375,12 +375,11 @@ class SequentialExecutionEngine(ExecutionEngine):
                     f"{type(error).__name__}: {error}; nothing was queued, and the engine "
                     "stopped (nothing more can be made durable)"
                 )
-                failure.__cause__ = error
                 with core.lock:
                     core.submitting -= 1
                     core.unadmit_locked(entries, new)
                     core._stop_locked("shutdown", failure)
-                raise failure
+                raise failure from error
             with core.lock:
                 core.submitting -= 1
                 core.enqueue_locked(entries)  # ends them 'shutdown' if the engine stopped
