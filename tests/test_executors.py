@@ -150,3 +150,23 @@ async def test_a_thread_executor_serves_one_engine_once() -> None:
 def test_executor_must_be_an_executor() -> None:
     with pytest.raises(TypeError, match=r"aionas\.Executor"):
         aionas.SequentialExecutionEngine(executor=object())  # type: ignore[arg-type]
+
+
+class RefusesToStart(aionas.Executor):
+    def start(self, run: aionas.RunHandle) -> None:
+        raise RuntimeError("no room on this cluster")
+
+
+async def test_an_executor_that_cannot_start_a_run_fails_that_model_only() -> None:
+    models = [Reporter({"n": 1}) for _ in range(2)]
+    async with aionas.SequentialExecutionEngine(
+        executor=RefusesToStart(), continue_on_failure=True
+    ) as engine:
+        recorder = Recorder(engine)
+        await engine.submit_models(*models)
+        await engine.wait_models()
+    for model in models:
+        end = recorder.end(model)
+        assert (end.status, end.reason) == (aionas.ModelStatus.Failed, "failed")
+        assert isinstance(model.error, RuntimeError)
+        assert recorder.kinds(model) == ["training_start", "training_end"]

@@ -281,10 +281,12 @@ class Scheduler:
         for entry in entries:
             entry.model._aionas_busy = False
             entry.pending_ends -= 1
+        dropped = {id(entry.model) for entry in new}
+        if dropped:  # by identity, never ==
+            self.history = [model for model in self.history if id(model) not in dropped]
         for entry in new:
             del self.entries[id(entry.model)]
             del self.by_id[entry.model_id]
-            self.history.remove(entry.model)
             entry.model.model_id = None
         self.undelivered -= len(entries)
         self.model_count -= len(entries)
@@ -336,7 +338,13 @@ class Scheduler:
                 self._set_soon(ready)
             if self._state_changed is not None:
                 self._wake_state_locked()
-            executor.start(run)
+            try:
+                executor.start(run)
+            except Exception as error:  # a broken executor fails the run, not the engine
+                _logger.error("%r could not start %r", executor, model, exc_info=error)
+                self._end_run_locked(run, ModelStatus.Failed, "failed", error)
+                if not self.continue_on_failure:
+                    self._stop_locked("shutdown", error, model)
 
     def _set_deadline(self, run: RunHandle) -> None:
         if self.max_model_duration is not None:
