@@ -170,3 +170,20 @@ async def test_an_executor_that_cannot_start_a_run_fails_that_model_only() -> No
         assert (end.status, end.reason) == (aionas.ModelStatus.Failed, "failed")
         assert isinstance(model.error, RuntimeError)
         assert recorder.kinds(model) == ["training_start", "training_end"]
+
+
+class FailsToOpen(ThreadPerRun):
+    async def open(self, tasks: Any) -> None:
+        raise OSError("no GPU here")
+
+
+async def test_an_executor_that_fails_to_open_leaves_the_engine_closed(tmp_path: Any) -> None:
+    journal = aionas.SqliteJournal(tmp_path / "j.db")
+    engine = aionas.SequentialExecutionEngine(executor=FailsToOpen(), journal=journal)
+    with pytest.raises(OSError, match="no GPU"):
+        async with engine:
+            pass
+    with pytest.raises(aionas.EngineClosedError):
+        await engine.submit_models(Reporter())
+    async with aionas.SequentialExecutionEngine(journal=aionas.SqliteJournal(tmp_path / "j.db")):
+        pass  # the journal was released

@@ -162,8 +162,21 @@ class SequentialExecutionEngine(ExecutionEngine):
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        await self.executor.open(task_group)
-        await core.loop_executor.open(task_group)
+        opened: list[Executor] = []
+        try:
+            for executor in (self.executor, core.loop_executor):
+                await executor.open(task_group)
+                opened.append(executor)
+        except BaseException:
+            # Undo what was started, in order, and leave the engine closed.
+            with anyio.CancelScope(shield=True):
+                for executor in opened:
+                    await executor.aclose()
+                if self.journal is not None:
+                    await anyio.to_thread.run_sync(self.journal.close)
+            await task_group.__aexit__(None, None, None)
+            core.phase = Phase.CLOSED
+            raise
         core.phase = Phase.RUNNING
         task_group.start_soon(self._delivery.run, name="aionas delivery")
         if core.watch_deadlines:
