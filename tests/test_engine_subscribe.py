@@ -145,3 +145,10 @@ async def test_a_stalled_wait_subscriber_cannot_hold_up_the_exit() -> None:
     assert caught.value.last_seq == got[-1].seq
     assert sum(isinstance(e, aionas.TrainingEndEvent) for e in recorder.events) == 3
     assert all(m.status is aionas.ModelStatus.Trained for m in models)
+
+
+async def test_since_seq_needs_a_running_engine(tmp_path: Path) -> None:
+    engine = aionas.SequentialExecutionEngine(journal=aionas.SqliteJournal(tmp_path / "j.db"))
+    with pytest.raises(aionas.EngineClosedError, match="running engine"):
+        async with engine.subscribe(since_seq=-1):
+            pass

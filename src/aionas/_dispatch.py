@@ -265,11 +265,9 @@ class EventDispatcher:
         on_full: OnFull,
         since: Since | None,
     ) -> AsyncIterator[Subscription]:
+        replay, after = since() if since is not None else (None, -1)
         send, receive = anyio.create_memory_object_stream[ModelEvent](buffer_size)
-        subscriber = _Subscriber(kinds, send, on_full)
-        replay = None
-        if since is not None:
-            replay, subscriber.after = since()  # live events up to it come from the journal
+        subscriber = _Subscriber(kinds, send, on_full, after)  # later ones come live
         if self._closed:
             send.close()
         else:

@@ -582,6 +582,12 @@ class SequentialExecutionEngine(ExecutionEngine):
             journal = self.journal
 
             def since() -> tuple[tuple[Replay, int, int] | None, int]:
+                if self._core.phase is not Phase.RUNNING:
+                    raise EngineClosedError(
+                        "subscribe(since_seq=...) reads the journal of a running engine; "
+                        "enter it inside `async with engine:` (or read a closed journal "
+                        "with aionas.load_history)"
+                    )
                 through = self._delivery.committed_seq  # everything up to it is in the journal
                 if since_seq >= through:
                     return None, since_seq
