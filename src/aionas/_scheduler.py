@@ -113,21 +113,25 @@ class Entry:
     on_loop: bool = False
 
 
-_ASYNC_EXECUTE: dict[type[Model], bool] = {}
+_ASYNC_EXECUTE: dict[Any, bool] = {}  # a method's function -> is it ``async def``
 _TRAINED = ModelStatus.Trained
 _TRAINING = ModelStatus.Training
 
 
 def runs_on_loop(model: Model) -> bool:
-    """Whether ``model.execute`` is ``async def`` (cached per class)."""
-    override = model.__dict__.get("execute")
-    if override is not None:
-        return inspect.iscoroutinefunction(override)
-    cls = type(model)
+    """Whether ``model.execute`` is ``async def`` (cached per function).
+
+    Looked up through the bound method, not ``model.__dict__`` (which would make
+    every instance build a dict), so an ``execute`` set on the instance counts too.
+    """
+    execute = model.execute
+    function = getattr(execute, "__func__", None)
+    if function is None:  # a plain callable set on the instance: not cached
+        return inspect.iscoroutinefunction(execute)
     try:
-        return _ASYNC_EXECUTE[cls]
+        return _ASYNC_EXECUTE[function]
     except KeyError:
-        result = _ASYNC_EXECUTE[cls] = inspect.iscoroutinefunction(cls.execute)
+        result = _ASYNC_EXECUTE[function] = inspect.iscoroutinefunction(execute)
         return result
 
 
