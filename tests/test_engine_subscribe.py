@@ -149,6 +149,6 @@ async def test_a_stalled_wait_subscriber_cannot_hold_up_the_exit() -> None:
 
 async def test_since_seq_needs_a_running_engine(tmp_path: Path) -> None:
     engine = aionas.SequentialExecutionEngine(journal=aionas.SqliteJournal(tmp_path / "j.db"))
-    with pytest.raises(aionas.EngineClosedError, match="running engine"):
+    with pytest.raises(aionas.EngineClosedError, match="only inside"):
         async with engine.subscribe(since_seq=-1):
             pass

@@ -144,6 +144,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._dispatcher = EventDispatcher()
         self._delivery = Delivery(self._core, self._dispatcher, journal)
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._journal_open = False  # from the start until the block's exit closes it
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,6 +179,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             core.phase = Phase.CLOSED
             raise
         core.phase = Phase.RUNNING
+        self._journal_open = self.journal is not None
         task_group.start_soon(self._delivery.run, name="aionas delivery")
         if core.watch_deadlines:
             task_group.start_soon(core.watch, name="aionas deadlines")
@@ -253,6 +255,7 @@ class SequentialExecutionEngine(ExecutionEngine):
             interrupt = await self._wait_through_interrupts(self._delivery.done)
             interrupt = await self._wait_through_interrupts(None) or interrupt
             if self.journal is not None:
+                self._journal_open = False
                 await anyio.to_thread.run_sync(self.journal.close)
         # Every task has finished (they are shielded and stopped above), so this only
         # joins them; it must run outside the shield to exit the right cancel scope.
@@ -582,11 +585,11 @@ class SequentialExecutionEngine(ExecutionEngine):
             journal = self.journal
 
             def since() -> tuple[tuple[Replay, int, int] | None, int]:
-                if self._core.phase is not Phase.RUNNING:
+                if not self._journal_open:
                     raise EngineClosedError(
-                        "subscribe(since_seq=...) reads the journal of a running engine; "
-                        "enter it inside `async with engine:` (or read a closed journal "
-                        "with aionas.load_history)"
+                        "subscribe(since_seq=...) reads the engine's journal, which is open "
+                        "only inside `async with engine:`; read a closed journal with "
+                        "aionas.load_history"
                     )
                 through = self._delivery.committed_seq  # everything up to it is in the journal
                 if since_seq >= through:
