@@ -216,6 +216,7 @@ class EventDispatcher:
         self._closed = False
         self._exit_grace: float | None = None
         self._blocked: anyio.CancelScope | None = None  # a wait for a full buffer
+        self._callback: anyio.CancelScope | None = None  # an async callback being awaited
         self.callback_errors = 0
         self.delivered = 0
         self.subscribers_closed = 0
@@ -301,11 +302,14 @@ class EventDispatcher:
         )
 
     def begin_exit(self, grace: float) -> None:
-        """From now on, a ``"wait"`` subscriber stuck for ``grace`` seconds is closed."""
+        """From now on, a ``"wait"`` subscriber stuck for ``grace`` seconds is closed,
+        and an async callback that has not returned after ``grace`` seconds is cancelled."""
         if self._exit_grace is None:
             self._exit_grace = grace
             if self._blocked is not None:
                 self._blocked.cancel()
+            if self._callback is not None:
+                self._callback.deadline = anyio.current_time() + grace
 
     async def deliver_batch(
         self, batch: list[ModelEvent], on_end: Callable[[ModelEvent], None]
@@ -326,8 +330,10 @@ class EventDispatcher:
                 try:
                     result = callback(event)
                     if result is not None and inspect.isawaitable(result):
-                        await result
-                except Exception:
+                        await self._await_callback(result)
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except BaseException:  # SystemExit too: a callback changes nothing else
                     self.callback_errors += 1
                     _logger.exception("event callback %r raised on %r; ignored", callback, event)
             for subscriber in subscribers[kind]:
@@ -342,6 +348,22 @@ class EventDispatcher:
             if kind is end:
                 on_end(event)
         self.delivered += len(batch)
+
+    async def _await_callback(self, result: Awaitable[object]) -> None:
+        """Await an async callback; once exiting, for ``grace`` seconds at most."""
+        with anyio.CancelScope() as scope:
+            self._callback = scope
+            if self._exit_grace is not None:
+                scope.deadline = anyio.current_time() + self._exit_grace
+            try:
+                await result
+            finally:
+                self._callback = None
+        if scope.cancelled_caught:
+            raise TimeoutError(
+                "an async callback did not return within subscriber_grace while the engine "
+                "exited; it was cancelled"
+            )
 
     async def _send_when_room(self, subscriber: _Subscriber, event: ModelEvent) -> None:
         """Deliver to a full subscriber: wait for room (``"wait"``) or close it.

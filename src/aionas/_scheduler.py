@@ -48,6 +48,7 @@ before the engine starts, when there is no other thread yet).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import threading
@@ -111,6 +112,10 @@ class Entry:
     run: RunHandle | None = None
     #: Its ``execute`` is ``async def`` (set when queued, on the loop).
     on_loop: bool = False
+    #: Its submission is being committed to a journal (under ``lock``) ...
+    committing: bool = False
+    #: ... and it was cancelled meanwhile: it ends without starting once committed.
+    cancel_when_committed: bool = False
 
 
 _ASYNC_EXECUTE: dict[Any, bool] = {}  # a method's function -> is it ``async def``
@@ -297,16 +302,23 @@ class Scheduler:
         self.submitted -= len(entries)
 
     def enqueue_locked(self, entries: list[Entry]) -> None:
-        """Queue admitted models (or end them, if the engine stopped meanwhile)."""
-        if self.phase is not Phase.RUNNING:
-            for entry in entries:
-                self._end_locked(entry.model, entry.model_id, ModelStatus.Interrupted, "shutdown")
-            return
+        """Queue admitted models (or end them, if the engine stopped or they were cancelled)."""
+        stopped = self.phase is not Phase.RUNNING
+        queued = []
         for entry in entries:
-            entry.queued = True
-            entry.on_loop = runs_on_loop(entry.model)
-        self.queue.extend(entries)
-        self._start_next_locked()
+            entry.committing = False
+            if entry.cancel_when_committed:
+                entry.cancel_when_committed = False
+                self._end_locked(entry.model, entry.model_id, ModelStatus.Interrupted, "cancelled")
+            elif stopped:
+                self._end_locked(entry.model, entry.model_id, ModelStatus.Interrupted, "shutdown")
+            else:
+                entry.queued = True
+                entry.on_loop = runs_on_loop(entry.model)
+                queued.append(entry)
+        if queued:
+            self.queue.extend(queued)
+            self._start_next_locked()
 
     # ------------------------------------------------------------------ running
 
@@ -432,6 +444,10 @@ class Scheduler:
         else:
             value = metrics._check(metric)  # ValueError for a non-number, before any wait
             if type(metric) is not int:
+                if isinstance(metric, dict | list):
+                    # The event keeps the value as reported, not a dict the training
+                    # code may reuse or change after reporting it.
+                    metric = copy.deepcopy(metric)
                 check_storable(metric)  # the same with and without a journal
         with self.lock:
             while True:
@@ -556,6 +572,9 @@ class Scheduler:
     def cancel(self, entry: Entry) -> CancelResult:
         """End a queued model, or ask its run to stop (loop)."""
         with self.lock:
+            if entry.committing:  # it will end without starting once its submission is in
+                entry.cancel_when_committed = True
+                return CancelResult.Ended
             if entry.queued:
                 self.queue.remove(entry)  # Entry compares by identity
                 entry.queued = False

@@ -268,6 +268,8 @@ def error_dict(error: BaseException) -> dict[str, str]:
         return {"type": error.type_name, "message": error.message}
     try:
         message = str(error)
+        if not isinstance(message, str):
+            raise TypeError("__str__ returned a non-string")
     except Exception:
         message = "(str() of the exception failed)"
     return {"type": type(error).__qualname__, "message": message}

@@ -13,10 +13,12 @@ is the scheduler's, under its lock (see its table).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
@@ -159,17 +161,23 @@ class SequentialExecutionEngine(ExecutionEngine):
         if self.journal is not None:
             plan = await self._open_journal(self.journal)
         core.attach(current_loop_caller())
-        protect_from_keyboard_interrupt(Delivery.run, Scheduler.watch)
+        protect_from_keyboard_interrupt(
+            Delivery.run,
+            Scheduler.watch,
+            SequentialExecutionEngine.submit_models,
+            SequentialExecutionEngine._journal_submissions,
+        )
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         opened: list[Executor] = []
         try:
             for executor in (self.executor, core.loop_executor):
+                opened.append(executor)  # closed below even if its open() is cut short
                 await executor.open(task_group)
-                opened.append(executor)
         except BaseException:
-            # Undo what was started, in order, and leave the engine closed.
+            # Failed or cancelled while starting: undo what was started and leave the
+            # engine closed (__aexit__ never runs when __aenter__ raises).
             with anyio.CancelScope(shield=True):
                 for executor in opened:
                     await executor.aclose()
@@ -201,7 +209,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         queued. So a crash at any moment leaves nothing ``training`` for ever.
         """
         core = self._core
-        restored = await anyio.to_thread.run_sync(journal.open)
+        with anyio.CancelScope(shield=True):  # once open, it is closed below if need be
+            restored = await anyio.to_thread.run_sync(journal.open)
         try:
             plan = plan_resume(restored, self.resume, self.model_factory, journal.experiment)
             for entry in plan.entries:
@@ -230,6 +239,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         for entry in plan.requeue:
             entry.pending_ends += 1
             core.undelivered += 1
+        core.submitted += len(plan.requeue)  # this engine submits them again
         for event in plan.ends:
             core.by_id[event.model_id or 0].pending_ends += 1  # delivered live, like an end
             core.undelivered += 1
@@ -252,11 +262,12 @@ class SequentialExecutionEngine(ExecutionEngine):
                 raised = error
         with anyio.CancelScope(shield=True):
             core.stop(None if raised is None else "shutdown")
-            interrupt = await self._wait_through_interrupts(self._delivery.done)
-            interrupt = await self._wait_through_interrupts(None) or interrupt
+            interrupt = await self._through_interrupts(self._delivery.done.wait)
+            interrupt = await self._through_interrupts(self._close_executors) or interrupt
             if self.journal is not None:
                 self._journal_open = False
-                await anyio.to_thread.run_sync(self.journal.close)
+                close = functools.partial(anyio.to_thread.run_sync, self.journal.close)
+                interrupt = await self._through_interrupts(close) or interrupt
         # Every task has finished (they are shielded and stopped above), so this only
         # joins them; it must run outside the shield to exit the right cancel scope.
         assert self._task_group is not None
@@ -276,25 +287,30 @@ class SequentialExecutionEngine(ExecutionEngine):
             raise raised
         return None
 
-    async def _wait_through_interrupts(self, done: anyio.Event | None) -> KeyboardInterrupt | None:
-        """Wait for ``done`` (None: the executors' close) even through Ctrl+C.
+    async def _through_interrupts(
+        self, step: Callable[[], Awaitable[object]]
+    ) -> BaseException | None:
+        """Run a step of the exit to its end, even through Ctrl+C or a native cancel.
 
-        An interrupt meanwhile shuts the engine down (if it was not already) and is
-        returned, to be raised once the block has been left cleanly.
+        The exit is shielded from anyio's cancellation, but not from a
+        ``KeyboardInterrupt`` or from asyncio's own ``task.cancel()`` (what
+        ``asyncio.timeout`` and a first Ctrl+C do). Either meanwhile shuts the
+        engine down (if it was not already) and is returned, to be raised once the
+        block has been left cleanly. Every step may be run again.
         """
-        interrupt: KeyboardInterrupt | None = None
+        caught: BaseException | None = None
         while True:
             try:
-                if done is None:
-                    await self.executor.aclose()
-                    await self._core.loop_executor.aclose()
-                else:
-                    await done.wait()
-            except KeyboardInterrupt as error:
-                interrupt = error
+                await step()
+            except (KeyboardInterrupt, anyio.get_cancelled_exc_class()) as error:
+                caught = caught or error
                 self._core.stop("shutdown")
             else:
-                return interrupt
+                return caught
+
+    async def _close_executors(self) -> None:
+        await self.executor.aclose()
+        await self._core.loop_executor.aclose()
 
     async def shutdown(self) -> None:
         """Stop accepting models, interrupt the running one, end the queued ones.
@@ -366,6 +382,8 @@ class SequentialExecutionEngine(ExecutionEngine):
                 core.enqueue_locked(entries)
                 return
             core.submitting += 1
+            for entry in entries:
+                entry.committing = True
             count = core.model_count
         await self._journal_submissions(entries, new, params, count)
 
@@ -396,10 +414,20 @@ class SequentialExecutionEngine(ExecutionEngine):
                     core.unadmit_locked(entries, new)
                     core._stop_locked("shutdown", failure)
                 raise failure from error
-            with core.lock:
-                core.submitting -= 1
-                core.enqueue_locked(entries)  # ends them 'shutdown' if the engine stopped
-                core.wake_delivery_locked()
+            except BaseException:
+                # asyncio's own task.cancel() and trio's Ctrl+C get through a shield: the
+                # commit still finishes in its thread, so the models are queued (or ended)
+                # all the same, and the interruption goes on.
+                self._queue_committed(entries)
+                raise
+            self._queue_committed(entries)
+
+    def _queue_committed(self, entries: list[Entry]) -> None:
+        core = self._core
+        with core.lock:
+            core.submitting -= 1
+            core.enqueue_locked(entries)  # ends them if the engine stopped or they were cancelled
+            core.wake_delivery_locked()
 
     def cancel_model(self, model: Model) -> CancelResult:
         """End a queued model now, or ask the running one to stop; say which.

@@ -71,6 +71,7 @@ class ThreadExecutor(Executor):
         self._done = anyio.Event()
         self._alive = anyio.Event()  # the first worker thread is running
         self._opened = False
+        self._supervising = False
         #: Worker threads abandoned after ``cancel_grace``.
         self.abandoned_threads = 0
 
@@ -80,6 +81,7 @@ class ThreadExecutor(Executor):
         self._opened = True
         protect_from_keyboard_interrupt(ThreadExecutor._supervise)
         tasks.start_soon(self._supervise, name="aionas worker")
+        self._supervising = True
         await self._alive.wait()  # so the first model starts without waiting for a thread
 
     def start(self, run: RunHandle) -> None:
@@ -114,7 +116,8 @@ class ThreadExecutor(Executor):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        await self._done.wait()
+        if self._supervising:
+            await self._done.wait()
 
     async def _supervise(self) -> None:
         """Keep one worker thread until closed; replace an abandoned one.

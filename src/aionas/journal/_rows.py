@@ -18,6 +18,8 @@ from ._schema import explain, fail
 if TYPE_CHECKING:
     from ..model import Model
 
+from ..events import error_dict
+
 __all__ = ["encode_json", "end_data", "load", "metric_value", "params_json", "rebuild_events"]
 
 #: JSON text for a raw metric or params: numpy scalars become numbers, NaN and
@@ -32,11 +34,11 @@ def end_data(event: TrainingEndEvent) -> str:
     if error is None:
         text = END_DATA[event.status, event.reason] = json.dumps(data)
         return text
-    data["error"] = {
-        "type": type(error).__qualname__,
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(error)),
-    }
+    data["error"] = error_dict(error)  # survives a __str__ that raises or lies
+    try:
+        data["error"]["traceback"] = "".join(traceback.format_exception(error))
+    except Exception:  # a user exception whose formatting fails must not stop the journal
+        data["error"]["traceback"] = ""
     return json.dumps(data)
 
 
