@@ -187,3 +187,49 @@ async def test_an_executor_that_fails_to_open_leaves_the_engine_closed(tmp_path:
         await engine.submit_models(Reporter())
     async with aionas.SequentialExecutionEngine(journal=aionas.SqliteJournal(tmp_path / "j.db")):
         pass  # the journal was released
+
+
+class EndsAtOnceWhenCancelled(ThreadPerRun):
+    """Reports the end from inside cancel(), as a process executor that kills might."""
+
+    def cancel(self, run: aionas.RunHandle) -> None:
+        super().cancel(run)
+        run.finish(None)
+
+
+async def test_an_executor_may_report_the_end_from_inside_cancel() -> None:
+    model = Gate(heed_cancel=False)
+    with anyio.fail_after(20):
+        async with aionas.SequentialExecutionEngine(executor=EndsAtOnceWhenCancelled()) as engine:
+            recorder = Recorder(engine)
+            await engine.submit_models(model, Reporter({"n": 1}))
+            await model.wait_started()
+            assert engine.cancel_model(model) is aionas.CancelResult.Stopping
+            await engine.wait_models()
+            model.release.set()
+    assert (recorder.end(model).status, recorder.end(model).reason) == (
+        aionas.ModelStatus.Interrupted,
+        "cancelled",
+    )
+
+
+class RunsInsideStart(aionas.Executor):
+    def start(self, run: aionas.RunHandle) -> None:
+        error: BaseException | None = None
+        with bind_run(run):
+            try:
+                run.model.execute()
+            except BaseException as raised:
+                error = raised
+        run.finish(error)
+
+
+async def test_an_executor_that_runs_the_model_inside_start_gets_a_clear_error() -> None:
+    models = [Reporter({"n": 1}) for _ in range(3)]
+    with anyio.fail_after(20):
+        async with aionas.SequentialExecutionEngine(
+            executor=RunsInsideStart(), continue_on_failure=True
+        ) as engine:
+            await engine.submit_models(*models)
+    assert all(m.status is aionas.ModelStatus.Failed for m in models)
+    assert "must hand the run over" in str(models[0].error)

@@ -192,6 +192,8 @@ class Scheduler:
         self.in_flight: list[RunHandle] = []
         self.outbox: list[ModelEvent] = []
         self._start_blocked = False  # a start waits for room in the outbox
+        self._calling = 0  # the thread inside an executor's start()/cancel(), if any
+        self._deferred: list[tuple[RunHandle, BaseException | None]] = []
         self.seq = 0
         self.first_seq = 0  # this engine's first seq (later ones are its own)
         self.next_id = 1
@@ -355,12 +357,37 @@ class Scheduler:
             if self._state_changed is not None:
                 self._wake_state_locked()
             try:
-                executor.start(run)
+                self._call_executor_locked(False, run)
             except Exception as error:  # a broken executor fails the run, not the engine
                 _logger.error("%r could not start %r", executor, model, exc_info=error)
-                self._end_run_locked(run, ModelStatus.Failed, "failed", error)
+                if not run.finished:
+                    self._end_run_locked(run, ModelStatus.Failed, "failed", error)
                 if not self.continue_on_failure:
                     self._stop_locked("shutdown", error, model)
+
+    def _call_executor_locked(self, cancel: bool, run: RunHandle) -> None:
+        """Call ``run.executor.start`` or ``.cancel`` (under the lock).
+
+        An executor may report a run's end from inside these calls (a process it
+        terminated at once, say): that end is recorded when the call returns, not
+        by taking the lock again, which this thread already holds.
+        """
+        self._calling = threading.get_ident()
+        try:
+            if cancel:
+                run.executor.cancel(run)
+            else:
+                run.executor.start(run)
+        finally:
+            self._calling = 0
+            ended_any = bool(self._deferred)
+            while self._deferred:
+                ended, error = self._deferred.pop(0)
+                failed = self._finish_locked(ended, error)
+                if failed is not None:
+                    _logger.error("model %r failed", ended.model, exc_info=failed)
+            if cancel and ended_any:
+                self._start_next_locked()  # (inside start(), the caller's loop goes on)
 
     def _set_deadline(self, run: RunHandle) -> None:
         if self.max_model_duration is not None:
@@ -376,6 +403,9 @@ class Scheduler:
         The hot path of every model: ending it and starting the next share one
         hold of the lock, and the common outcome is written out inline.
         """
+        if self._calling and self._calling == threading.get_ident():
+            self._deferred.append((run, error))  # from inside start()/cancel(): see there
+            return
         with self.lock:
             if run.finished:  # the engine gave up on it already
                 return
@@ -397,16 +427,24 @@ class Scheduler:
                 if self.queue:
                     self._start_next_locked()
                 return
-            status, reason, error = classify(run, error)
-            self._end_run_locked(run, status, reason, error)
-            if status is ModelStatus.Failed:
-                if not self.continue_on_failure:
-                    self._stop_locked("shutdown", error, run.model)
-            elif isinstance(error, KeyboardInterrupt | SystemExit):
-                self._stop_locked("shutdown", error, run.model)
+            failed = self._finish_locked(run, error)
             self._start_next_locked()
+        if failed is not None:
+            _logger.error("model %r failed", run.model, exc_info=failed)
+
+    def _finish_locked(self, run: RunHandle, error: BaseException | None) -> BaseException | None:
+        """Record a run's end (the general case); returns the error if it failed."""
+        if run.finished:
+            return None
+        status, reason, error = classify(run, error)
+        self._end_run_locked(run, status, reason, error)
         if status is ModelStatus.Failed:
-            _logger.error("model %r failed", run.model, exc_info=error)
+            if not self.continue_on_failure:
+                self._stop_locked("shutdown", error, run.model)
+            return error
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            self._stop_locked("shutdown", error, run.model)
+        return None
 
     def _end_run_locked(
         self, run: RunHandle, status: ModelStatus, reason: EndReason, error: BaseException | None
@@ -437,6 +475,11 @@ class Scheduler:
 
     def report(self, run: RunHandle, metric: Any, final: bool) -> None:
         """Apply and publish one report of ``run``."""
+        if self._calling and self._calling == threading.get_ident():
+            raise RuntimeError(
+                f"{run.executor!r} ran a model inside start(); start() must hand the run "
+                "over (to a thread, a process, a task) and return without running it"
+            )
         model = run.model
         metrics = model.metrics
         if type(metric) is float:  # what _check returns for a float, strict or not
@@ -567,7 +610,10 @@ class Scheduler:
             if self._waiting:
                 self._cond.notify_all()  # a report waiting for room raises at once
             self._wake_state_locked()
-            run.executor.cancel(run)
+            try:
+                self._call_executor_locked(True, run)
+            except Exception as error:
+                _logger.error("%r could not cancel %r", run.executor, run.model, exc_info=error)
 
     def cancel(self, entry: Entry) -> CancelResult:
         """End a queued model, or ask its run to stop (loop)."""
