@@ -152,3 +152,22 @@ async def test_since_seq_needs_a_running_engine(tmp_path: Path) -> None:
     with pytest.raises(aionas.EngineClosedError, match="only inside"):
         async with engine.subscribe(since_seq=-1):
             pass
+
+
+async def test_a_subscriber_catching_up_when_the_engine_exits_still_gets_everything(
+    tmp_path: Path,
+) -> None:
+    journal = aionas.SqliteJournal(tmp_path / "j.db", "exp")
+    got: list[int] = []
+    async with aionas.SequentialExecutionEngine(journal=journal) as engine:
+        recorder = Recorder(engine)
+        await engine.submit_models(*[Reporter({"n": 50}) for _ in range(250)])
+        await engine.wait_models()
+        subscription = engine.subscribe(since_seq=-1, buffer_size=10)
+        events = await subscription.__aenter__()
+    try:  # the engine has exited and closed its journal; the replay reads on
+        async for event in events:
+            got.append(event.seq)
+    finally:
+        await subscription.__aexit__(None, None, None)
+    assert got == [e.seq for e in recorder.events]

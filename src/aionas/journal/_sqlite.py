@@ -307,9 +307,13 @@ class Store:
     ) -> list[ModelEvent]:
         """Committed events with ``after_seq < seq <= through_seq``, rebuilt."""
         with self._read_lock:
-            reader = self._reader
-            if reader is None:
-                raise JournalError(f"journal {str(self.path)!r} is not open")
+            temporary = self._reader is None
+            if self._reader is not None:
+                reader = self._reader
+            else:  # closed since: a subscriber still catching up reads on
+                if not self._eid:
+                    raise JournalError(f"journal {str(self.path)!r} was never opened")
+                reader = connect(self.path.resolve(), "ro", writing=False)
             try:
                 rows = reader.execute(
                     "SELECT seq, model_id, type, time, data FROM events "
@@ -318,6 +322,9 @@ class Store:
                 ).fetchall()
             except sqlite3.Error as error:
                 raise fail(self.path, explain(self.path, error, writing=False), error) from None
+            finally:
+                if temporary:
+                    reader.close()
         return rebuild_events(rows, models)
 
     # -- closing -----------------------------------------------------------------
@@ -380,6 +387,7 @@ class SqliteJournal(Journal):
         self.path = Path(path)
         self.experiment = experiment
         self._store: Store | None = None
+        self._closed: Store | None = None  # the last store, for reading after close
 
     def __repr__(self) -> str:
         return f"SqliteJournal({str(self.path)!r}, experiment={self.experiment!r})"
@@ -432,12 +440,20 @@ class SqliteJournal(Journal):
         :raises KeyError: if an event's model is not in ``models``.
         :raises ~aionas.JournalError: if the journal is not open, or reading fails.
         """
-        return self._open_store().read_events(after_seq, through_seq, models)
+        store = self._store or self._closed
+        if store is None:
+            return self._open_store().read_events(after_seq, through_seq, models)  # raises
+        return store.read_events(after_seq, through_seq, models)
 
     def close(self) -> None:
-        """Release the experiment and close the file; the object can be opened again."""
+        """Release the experiment and close the file; the object can be opened again.
+
+        Events it committed can still be read with :meth:`read_events` (a
+        subscription catching up when the engine exits reads them read-only).
+        """
         store, self._store = self._store, None
         if store is not None:
+            self._closed = store
             store.close()
 
     def _open_store(self) -> Store:
