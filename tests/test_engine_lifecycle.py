@@ -126,3 +126,10 @@ async def test_empty_block() -> None:
     async with SequentialExecutionEngine() as engine:
         assert engine.idle_worker_available()
     assert engine.list_models() == []
+
+
+def test_settings_have_one_source_of_truth_and_are_fixed_at_creation() -> None:
+    engine = SequentialExecutionEngine(max_model_count=3, cancel_grace=0.5)
+    assert (engine.max_model_count, engine.cancel_grace) == (3, 0.5)
+    with pytest.raises(AttributeError, match="fixed when the engine is created"):
+        engine.max_model_count = 10  # type: ignore[misc]

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar, overload
 
 import anyio
 
@@ -42,6 +42,31 @@ from .status import ModelStatus
 __all__ = ["SequentialExecutionEngine"]
 
 _logger = logging.getLogger("aionas.engine")
+
+_T = TypeVar("_T")
+
+
+class _Setting(Generic[_T]):
+    """An engine setting, read from the scheduler that applies it: one source of truth.
+
+    Fixed at construction (the scheduler applies it from then on), so read-only.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, engine: None, owner: type) -> _Setting[_T]: ...
+    @overload
+    def __get__(self, engine: SequentialExecutionEngine, owner: type) -> _T: ...
+    def __get__(self, engine: SequentialExecutionEngine | None, owner: type) -> Any:
+        return self if engine is None else getattr(engine._core, self.name)
+
+    def __set__(self, engine: SequentialExecutionEngine, value: _T) -> None:
+        raise AttributeError(
+            f"{self.name} is fixed when the engine is created; pass it to "
+            "SequentialExecutionEngine(...)"
+        )
 
 
 class SequentialExecutionEngine(ExecutionEngine):
@@ -78,6 +103,13 @@ class SequentialExecutionEngine(ExecutionEngine):
     subscriber that stopped reading may hold delivery up before it is closed.
     ``journal`` keeps every model and event (see :class:`~aionas.SqliteJournal`).
     """
+
+    max_model_count = _Setting[int | None]()
+    max_duration = _Setting[float | None]()
+    max_model_duration = _Setting[float | None]()
+    continue_on_failure = _Setting[bool]()
+    cancel_grace = _Setting[float | None]()
+    event_buffer_size = _Setting[int]()
 
     def __init__(
         self,
@@ -121,13 +153,7 @@ class SequentialExecutionEngine(ExecutionEngine):
         check_positive("event_buffer_size", event_buffer_size, integer=True)
         check_seconds("cancel_grace", cancel_grace)
         check_seconds("subscriber_grace", subscriber_grace, optional=False)
-        self.max_model_count = max_model_count
-        self.max_duration = max_duration
-        self.max_model_duration = max_model_duration
-        self.continue_on_failure = continue_on_failure
-        self.cancel_grace = cancel_grace
         self.max_queue_size = max_queue_size
-        self.event_buffer_size = event_buffer_size
         self.journal = journal
         self.resume = resume
         self.model_factory = model_factory
