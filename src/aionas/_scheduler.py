@@ -678,16 +678,37 @@ class Scheduler:
                     self._end_queue_locked("budget")
                 return
             run.kill_tried = True
-        # cancel_grace has passed: force it, if its executor can.
+        self._kill(run)  # cancel_grace has passed
+
+    def kill_stopping(self) -> int:
+        """Force every run already asked to stop to end now, as if ``cancel_grace`` passed.
+
+        Called on the loop. Each run whose executor can kill it (a thread is
+        abandoned, a process terminated) ends ``Interrupted`` with the reason it
+        was stopped for; returns how many could not be killed.
+        """
+        with self.lock:
+            runs = [
+                run
+                for run in self.in_flight
+                if not run.finished and run.cancel_reason is not None and not run.kill_tried
+            ]
+            for run in runs:
+                run.kill_tried = True
+        return sum(not self._kill(run) for run in runs)
+
+    def _kill(self, run: RunHandle) -> bool:
+        """Force a run that was asked to stop, if its executor can; whether it could."""
         if not run.executor.kill(run):
             self._wake_state()
-            return
+            return False
         with self.lock:
             if run.finished:
-                return
+                return True
             assert run.cancel_reason is not None
             self._end_run_locked(run, ModelStatus.Interrupted, run.cancel_reason, None)
             self._start_next_locked()
+        return True
 
     def spent_locked(self) -> float:
         now = time.monotonic()

@@ -338,13 +338,21 @@ class SequentialExecutionEngine(ExecutionEngine):
         await self.executor.aclose()
         await self._core.loop_executor.aclose()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, force: bool = False) -> None:
         """Stop accepting models, interrupt the running one, end the queued ones.
 
         Both end ``Interrupted`` with reason ``'shutdown'``. Returns once no model
         runs (with ``cancel_grace=None``, once the running model has noticed).
         Their end events are still delivered before the ``async with`` block exits.
         Calling it again, or on an engine never started, does nothing more.
+
+        With ``force=True`` it does not wait for a running model to notice: every
+        run already asked to stop is given up at once, as if ``cancel_grace`` had
+        passed (its executor kills it: the thread executor abandons the thread,
+        which runs on until ``execute()`` returns, its reports ignored), and ends
+        ``Interrupted`` now. Call it again with ``force=True`` while an earlier
+        ``shutdown()`` waits, to stop waiting (what a second Ctrl+C does in the
+        ``aionas`` command).
         """
         core = self._core
         if core.phase is Phase.NEW:
@@ -353,6 +361,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         if core.phase is Phase.CLOSED:
             return
         core.stop("shutdown")
+        if force:
+            core.kill_stopping()
         self._dispatcher.begin_exit(self.subscriber_grace)
         while True:
             with core.lock:

@@ -104,8 +104,9 @@ class ThreadExecutor(Executor):
             self.abandoned_threads += 1
             self._cond.notify_all()
         _logger.warning(
-            "abandoned the worker thread of %r: it did not stop within cancel_grace; "
-            "the thread may still be running, and whatever it reports is dropped",
+            "abandoned the worker thread of %r: it was asked to stop and had not (after "
+            "cancel_grace, or a forced shutdown); the thread may still be running, and "
+            "whatever it reports is dropped",
             run.model,
         )
         assert worker.scope is not None
