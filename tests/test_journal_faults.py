@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -69,6 +69,9 @@ class FullDisk(SqliteJournal):
         self.calls = {"events": 0, "submissions": 0}
         self.failures = 0
         self._count_lock = threading.Lock()  # the engine may call both kinds at once
+        #: Called (in the writer's thread) just before a write fails: the engine stops
+        #: after it, so a test's ledger learns of the stop before any end it causes.
+        self.before_failing: Callable[[], None] = lambda: None
 
     def _fails(self, kind: str, at: int | None) -> bool:
         with self._count_lock:
@@ -91,6 +94,7 @@ class FullDisk(SqliteJournal):
         model_count: int,
     ) -> None:
         if self._fails("submissions", self.submissions_fail_at):
+            self.before_failing()
             raise OSError(28, "No space left on device (disk full)")
         super().record_submissions(new, resubmitted, model_count)
 
@@ -369,11 +373,12 @@ async def test_full_disk_in_the_file_stops_the_engine(tmp_path: Path, fail_from_
 
 
 async def run_with_failing_submission(
-    db: Path, journal: SqliteJournal, *, from_callback: bool, fail_on: int
+    db: Path, journal: FullDisk, *, from_callback: bool, fail_on: int
 ) -> tuple[list[str], BaseException | None]:
     """Submit models one batch at a time (or resubmit from an end callback); the
     ``fail_on``-th submission fails. Returns the problems and what the block raised."""
     ledger = Ledger()
+    journal.before_failing = lambda: setattr(ledger, "stopped", True)  # it stops the engine
     problems: list[str] = []
     raised: BaseException | None = None
     refused: list[aionas.Model] = []
