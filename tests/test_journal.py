@@ -87,7 +87,7 @@ async def test_every_event_type_and_status_round_trips(tmp_path: Path) -> None:
     assert summary.by_status == {"trained": 2, "failed": 1, "interrupted": 1}
     assert summary.model_count == 4
     assert summary.experiments == ("exp",)
-    assert summary.best_model_id == 3  # inf beats 2.0
+    assert summary.best_model_id == 1  # an infinite metric (#3) never ranks
 
     stored = rows(
         db,

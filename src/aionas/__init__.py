@@ -37,6 +37,7 @@ from .journal import (
     ModelRecord,
     RestoredError,
     SqliteJournal,
+    list_experiments,
     load_history,
 )
 from .metrics import Metrics, canonical_metric
@@ -92,6 +93,7 @@ __all__ = [
     "check_cancelled",
     "current_model",
     "get_next_parameter",
+    "list_experiments",
     "load_history",
     "report_final_result",
     "report_intermediate_result",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ._tracebacks import user_traceback
 from .status import ModelStatus
 
 if TYPE_CHECKING:
@@ -273,6 +274,22 @@ def error_dict(error: BaseException) -> dict[str, str]:
     except Exception:
         message = "(str() of the exception failed)"
     return {"type": type(error).__qualname__, "message": message}
+
+
+def error_traceback(error: BaseException) -> str:
+    """The traceback text kept for a failed model: from the user's code on.
+
+    As ``traceback.format_exception(error)``, without the leading frames inside
+    aionas (the executor, ``Model.execute``) that lead to the user's first frame;
+    every frame is kept when all are aionas's, and so is everything after the
+    user's first frame. An error restored from a journal gives the traceback it
+    was stored with. Never raises (``""`` if the error cannot be formatted).
+    """
+    from . import RestoredError
+
+    if isinstance(error, RestoredError):
+        return error.traceback
+    return user_traceback(error)
 
 
 # Fast construction for the engine's hot paths. A frozen dataclass's ``__init__``

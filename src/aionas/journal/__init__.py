@@ -16,6 +16,7 @@ experiment continues it: its history, its budgets and its sequence numbers.
   library ``sqlite3``, JSON, never pickle), written in batches, in transactions,
   off the event loop.
 - :func:`load_history`: read a journal without an engine, also while one writes
+- :func:`list_experiments`: the experiments a journal file holds, with their metadata
   to it and also in a read-only folder.
 """
 
@@ -25,7 +26,7 @@ from ._base import Journal, Restored, RestoredError, RestoredModel
 from ._rows import params_json
 from ._schema import SCHEMA_VERSION
 from ._sqlite import SqliteJournal
-from .history import History, HistorySummary, ModelRecord, load_history
+from .history import History, HistorySummary, ModelRecord, list_experiments, load_history
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -37,6 +38,7 @@ __all__ = [
     "RestoredError",
     "RestoredModel",
     "SqliteJournal",
+    "list_experiments",
     "load_history",
     "params_json",
 ]

@@ -76,6 +76,8 @@ class Restored:
     next_seq: int
     #: The id the next new model gets.
     next_id: int
+    #: What the writer recorded about the experiment (``SqliteJournal(metadata=...)``).
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Journal(ABC):

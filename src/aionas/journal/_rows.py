@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +17,17 @@ from ._schema import explain, fail
 if TYPE_CHECKING:
     from ..model import Model
 
-from ..events import error_dict
+from ..events import error_dict, error_traceback
 
-__all__ = ["encode_json", "end_data", "load", "metric_value", "params_json", "rebuild_events"]
+__all__ = [
+    "encode_json",
+    "end_data",
+    "load",
+    "metric_value",
+    "params_json",
+    "read_metadata",
+    "rebuild_events",
+]
 
 #: JSON text for a raw metric or params: numpy scalars become numbers, NaN and
 #: infinities round-trip (see :func:`aionas.metrics.metric_json`).
@@ -35,10 +42,7 @@ def end_data(event: TrainingEndEvent) -> str:
         text = END_DATA[event.status, event.reason] = json.dumps(data)
         return text
     data["error"] = error_dict(error)  # survives a __str__ that raises or lies
-    try:
-        data["error"]["traceback"] = "".join(traceback.format_exception(error))
-    except Exception:  # a user exception whose formatting fails must not stop the journal
-        data["error"]["traceback"] = ""
+    data["error"]["traceback"] = error_traceback(error)  # from the user's frame on; never raises
     return json.dumps(data)
 
 
@@ -118,7 +122,28 @@ def load(conn: sqlite3.Connection, path: Path, experiment: int) -> Restored:
         total_duration=total_duration,
         next_seq=next_seq,
         next_id=max(models, default=0) + 1,
+        metadata=read_metadata(conn, path, experiment),
     )
+
+
+def read_metadata(conn: sqlite3.Connection, path: Path, experiment: int) -> dict[str, Any]:
+    """The metadata recorded with an experiment (``{}`` if none, or a version-1 file)."""
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        if "metadata" not in columns:  # a version-1 file read without upgrading it
+            return {}
+        row = conn.execute(
+            "SELECT metadata FROM experiments WHERE id = ?", (experiment,)
+        ).fetchone()
+    except sqlite3.Error as error:
+        raise fail(path, explain(path, error, writing=False), error) from None
+    if row is None or row[0] is None:
+        return {}
+    try:
+        value = json.loads(row[0])
+    except ValueError:
+        raise fail(path, f"holds experiment metadata that is not JSON: {row[0][:80]!r}") from None
+    return value if isinstance(value, dict) else {}
 
 
 def rebuild_events(

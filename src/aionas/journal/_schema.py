@@ -4,7 +4,9 @@ Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``):
 
 - ``experiments``: one row per experiment (``id``, ``name``): the budget counters
   (``model_count``, ``total_duration``) and the writing engine's process
-  (``owner_pid``, ``owner_host``), cleared when it closes.
+  (``owner_pid``, ``owner_host``), cleared when it closes; since version 2, its
+  ``metadata`` (a JSON object the writer gives, e.g. the command's direction,
+  strategy, seed and search space).
 - ``models``: one row per model: ``id``, ``params`` (JSON), its class name, when
   it was first submitted, and how many times it was submitted.
 - ``events``: one row per event, in ``seq`` order: ``model_id``, ``type``,
@@ -25,6 +27,12 @@ version is refused, untouched. Nothing is ever pickled.
 Errors: every SQLite error becomes a :class:`~aionas.JournalError` that names the
 file and the real cause (permissions, a full disk, a lock, damage) with what to do;
 a file is called corrupt only when SQLite says so.
+
+Reading leaves no files behind: :func:`open_reader` opens the file read-write
+but ``query_only`` (nothing can be changed through it), because in WAL mode only
+a connection that may write removes the ``-wal`` and ``-shm`` files when it is
+the last to close; a read-only connection creates them and leaves them. While a
+writer is open, its files stay and it is not disturbed.
 
 Reading where nothing can be written (a shared, read-only results folder): a
 journal in WAL mode needs a ``-shm`` file next to it, which cannot be created
@@ -54,12 +62,13 @@ __all__ = [
     "explain",
     "fail",
     "locate",
+    "open_reader",
     "prepare",
     "reading",
     "transaction",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE experiments (
@@ -69,7 +78,8 @@ CREATE TABLE experiments (
     model_count INTEGER NOT NULL DEFAULT 0,
     total_duration REAL NOT NULL DEFAULT 0,
     owner_pid INTEGER,
-    owner_host TEXT
+    owner_host TEXT,
+    metadata TEXT
 );
 CREATE TABLE models (
     experiment INTEGER NOT NULL REFERENCES experiments (id),
@@ -114,8 +124,14 @@ CREATE VIEW model_status AS
                     AND type = 'training_end');
 """
 
-#: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1`` (none yet).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+def _add_metadata(conn: sqlite3.Connection) -> None:
+    """Version 1 to 2: experiments get a ``metadata`` column (NULL: none recorded)."""
+    conn.execute("ALTER TABLE experiments ADD COLUMN metadata TEXT")
+
+
+#: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_metadata}
 
 _TIMEOUT = 30  # seconds SQLite waits for another connection's lock
 
@@ -167,7 +183,7 @@ def explain(path: Path, error: sqlite3.Error, *, writing: bool) -> str:
 def _access_problem(path: Path, *, writing: bool) -> str:
     """Which permission is missing, as far as this process can tell."""
     if path.is_dir():
-        return "is a directory; give the path of a journal file"
+        return _not_a_file(path, "a directory")
     folder = path.parent
     if path.exists() and not os.access(path, os.R_OK):
         return (
@@ -194,12 +210,42 @@ def unwritable_directory(path: Path) -> str:
     )
 
 
+#: The journal file name the command uses by default, suggested for a directory holding one.
+_USUAL_NAME = "aionas.db"
+
+
+def _not_a_file(path: Path, kind: str) -> str:
+    """The problem of a journal path that names ``kind`` (a directory, a FIFO, ...)."""
+    problem = f"is {kind}, not a journal file"
+    if kind == "a directory":
+        inside = path / _USUAL_NAME
+        hint = f" (did you mean {str(inside)!r}?)" if inside.is_file() else ""
+        return f"{problem}; give the path of a journal file{hint}"
+    return problem
+
+
+def _kind(mode: int) -> str | None:
+    """What a file of this ``st_mode`` is, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"  # pragma: no cover - no other kind on POSIX
+
+
 def locate(path: Path) -> bool:
     """Whether the journal file exists, refusing a path that cannot be a journal file.
 
-    :raises JournalError: if ``path`` is a directory, its directory is missing or
-        not a directory, or a directory on the way cannot be searched (naming that
-        cause, not "does not exist").
+    :raises JournalError: if ``path`` is a directory or anything else but a regular
+        file (after following symbolic links), its directory is missing or not a
+        directory, or a directory on the way cannot be searched (naming that cause,
+        not "does not exist").
     """
     try:
         found = os.stat(path)
@@ -210,8 +256,9 @@ def locate(path: Path) -> bool:
     except NotADirectoryError:
         raise fail(path, "a part of its path is a file, not a directory") from None
     else:
-        if stat.S_ISDIR(found.st_mode):
-            raise fail(path, "is a directory; give the path of a journal file")
+        kind = _kind(found.st_mode)
+        if kind is not None:
+            raise fail(path, _not_a_file(path, kind))
         return True
     try:
         folder = os.stat(path.parent)
@@ -231,7 +278,7 @@ _UNREACHABLE = (
 
 
 def connect(path: Path, mode: str, *, writing: bool) -> sqlite3.Connection:
-    """Open ``path`` with an SQLite URI ``mode`` (``rwc``, ``ro``, ``ro&immutable=1``).
+    """Open ``path`` with an SQLite URI ``mode`` (``rwc``, ``rw``, ``ro``, ``ro&immutable=1``).
 
     Autocommit (``isolation_level=None``: transactions are explicit), usable from
     any thread (callers serialise), waiting up to 30 seconds for another
@@ -315,18 +362,45 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("PRAGMA synchronous = NORMAL")
 
 
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A connection to the existing ``path`` that can only read and leaves no files behind.
+
+    It is opened read-write (SQLite falls back to read-only by itself where the
+    file cannot be written) and set ``query_only``: no statement can change the
+    file. Being able to write lets SQLite, when this is the last connection to
+    close, fold the write-ahead log into the file and remove the ``-wal`` and
+    ``-shm`` files, as a writer does; a ``mode=ro`` connection creates them and
+    leaves them behind. While another connection is open, closing this one
+    leaves them to that connection. A log left by a writer that crashed is folded
+    into the file the same way: the file's bytes change, what it holds does not.
+
+    :raises JournalError: if the file cannot be opened.
+    """
+    conn = connect(path, "rw", writing=False)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as error:
+        conn.close()
+        raise fail(path, explain(path, error, writing=False), error) from None
+    return conn
+
+
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection to a journal, also where nothing can be written.
 
-    It sees everything committed so far, also while an engine writes. Every
-    SQLite error, on opening or in the ``with`` block, becomes a
-    :class:`JournalError` naming its cause.
+    It sees everything committed so far, also while an engine writes, and never
+    changes what the file holds. Reading a journal no engine has open leaves no
+    ``-wal`` or ``-shm`` file behind (see :func:`open_reader`). Every SQLite error,
+    on opening or in the ``with`` block, becomes a :class:`JournalError` naming
+    its cause.
+
+    :raises JournalError: if ``path`` does not exist or is not a journal file.
     """
     if not locate(path):
         raise fail(path, "does not exist")
     copy: tempfile.TemporaryDirectory[str] | None = None
-    conn = connect(path, "ro", writing=False)
+    conn = open_reader(path)
     try:
         try:
             found = _survey(conn)

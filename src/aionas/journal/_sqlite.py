@@ -15,6 +15,7 @@ field                          written by, under            read by, under
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -34,6 +35,7 @@ from ._schema import (
     explain,
     fail,
     locate,
+    open_reader,
     prepare,
     transaction,
     unwritable_directory,
@@ -111,9 +113,10 @@ class Store:
     (``_read_lock``), so they see only what is committed and never wait for a write.
     """
 
-    def __init__(self, path: Path, experiment: str) -> None:
+    def __init__(self, path: Path, experiment: str, metadata: str | None = None) -> None:
         self.path = path
         self.experiment = experiment
+        self.metadata = metadata  # JSON text to record when claiming, if any
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -139,6 +142,7 @@ class Store:
                 prepare(conn, path)
                 self._eid = self._claim(conn)
                 restored = load(conn, path, self._eid)
+                self._record_metadata(conn)
                 reader = connect(resolved, "ro", writing=False)
                 identity = _identity(resolved)
                 if identity is None:
@@ -206,6 +210,14 @@ class Store:
                 (pid, host, eid),
             )
             return int(eid)
+
+    def _record_metadata(self, conn: sqlite3.Connection) -> None:
+        """Replace the claimed experiment's metadata with ours, if we have any."""
+        if self.metadata is not None:
+            with writing(conn, self.path), transaction(conn):
+                conn.execute(
+                    "UPDATE experiments SET metadata = ? WHERE id = ?", (self.metadata, self._eid)
+                )
 
     # -- writing -----------------------------------------------------------------
 
@@ -313,7 +325,7 @@ class Store:
             else:  # closed since: a subscriber still catching up reads on
                 if not self._eid:
                     raise JournalError(f"journal {str(self.path)!r} was never opened")
-                reader = connect(self.path.resolve(), "ro", writing=False)
+                reader = open_reader(self.path.resolve())
             try:
                 rows = reader.execute(
                     "SELECT seq, model_id, type, time, data FROM events "
@@ -365,6 +377,18 @@ class Store:
         return self._conn
 
 
+def metadata_json(metadata: Mapping[str, Any]) -> str:
+    """``metadata`` as the JSON text the journal stores.
+
+    :raises TypeError: if it is not JSON (names must be strings; values numbers,
+        strings, booleans, None, lists and mappings of those).
+    """
+    try:
+        return json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"metadata must be plain JSON, got {dict(metadata)!r}: {error}") from None
+
+
 class SqliteJournal(Journal):
     """Where an engine keeps its history: one experiment in one SQLite file.
 
@@ -376,16 +400,32 @@ class SqliteJournal(Journal):
     :class:`~aionas.JournalError` then, naming the file and the cause; a failed
     open never modifies an existing file.
 
+    ``metadata``, if given, is recorded with the experiment when the journal
+    opens, replacing what was recorded before, in the transaction that claims the
+    experiment (a JSON object: the ``aionas`` command keeps the experiment's
+    direction, strategy, seed and search space there). :meth:`open` returns what
+    was recorded before, in :attr:`Restored.metadata`; :func:`aionas.load_history`
+    and :func:`aionas.list_experiments` read it.
+
     Read a journal without an engine with :func:`aionas.load_history`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], experiment: str = "default") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        experiment: str = "default",
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a file path, got {path!r}")
         if not isinstance(experiment, str) or not experiment.strip():
             raise ValueError(f"experiment must be a non-empty name, got {experiment!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {metadata!r}")
         self.path = Path(path)
         self.experiment = experiment
+        self._metadata = None if metadata is None else metadata_json(metadata)
         self._store: Store | None = None
         self._closed: Store | None = None  # the last store, for reading after close
 
@@ -402,7 +442,7 @@ class SqliteJournal(Journal):
             raise JournalError(
                 f"{self!r} is already in use by an engine; one journal object per engine"
             )
-        store = Store(self.path, self.experiment)
+        store = Store(self.path, self.experiment, self._metadata)
         restored = store.open()
         self._store = store
         return restored

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..exceptions import ModelStateError
 from ..metrics import Metrics
@@ -23,7 +26,10 @@ __all__ = [
     "HistorySummary",
     "ModelRecord",
     "RestoredError",
+    "best_model",
+    "list_experiments",
     "load_history",
+    "score",
     "summarize",
     "to_record",
 ]
@@ -38,6 +44,8 @@ class ModelRecord(Model):
     """
 
     experiment: str = ""
+    #: Why its last run ended (``'completed'``, ``'failed'``, ...), or None if it never ended.
+    reason: str | None = None
 
     def execute(self) -> None:
         raise ModelStateError(
@@ -60,10 +68,21 @@ class HistorySummary:
     model_count: int = 0
     #: Execution seconds counted against ``max_duration``.
     total_duration: float = 0.0
-    #: The ``model_id`` of the trained model with the highest final metric, if any.
+    #: The ``model_id`` of the trained model with the best final metric, if any
+    #: (highest, or lowest if the experiment's metadata says ``mode: 'min'``; NaN
+    #: and infinities are never best).
     best_model_id: int | None = None
     #: Its final metric.
     best_metric: float | None = None
+    #: What the writer recorded with the experiment (one experiment only, else ``{}``).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: When the experiment was created (``time.time()``; one experiment only).
+    created: float | None = None
+
+    @property
+    def mode(self) -> str:
+        """``'max'`` or ``'min'``: the recorded direction (``'max'`` if none)."""
+        return "min" if self.metadata.get("mode") == "min" else "max"
 
 
 class History(NamedTuple):
@@ -72,13 +91,58 @@ class History(NamedTuple):
     models: list[Model]
     summary: HistorySummary
 
+    def to_dataframe(self) -> Any:
+        """A ``pandas.DataFrame`` with one row per model, in order.
+
+        Its columns are ``id, experiment, status, reason, metric, epochs, error``
+        (``epochs``: how many intermediate metrics; ``error``: ``"Type: message"``),
+        then ``params_<name>`` for every parameter name (None where a model lacks
+        it). Numeric metrics stay numbers (NaN too); dict metrics are JSON text.
+
+        :raises ImportError: if pandas is not installed, saying ``pip install pandas``.
+        """
+        from ._table import to_dataframe
+
+        return to_dataframe(self.models)
+
+
+def score(model: Model) -> float | None:
+    """A model's final metric if it can be ranked: trained, a finite number.
+
+    NaN and infinities never rank (a diverged run's ``inf`` is not a best result).
+    """
+    metric = model.metric
+    if model.status is not ModelStatus.Trained or isinstance(metric, bool):
+        return None
+    if not isinstance(metric, int | float) or not math.isfinite(metric):
+        return None
+    return float(metric)
+
+
+def best_model(models: Iterable[Model], mode: str = "max") -> Model | None:
+    """The trained model with the best rankable final metric (the first of ties)."""
+    best: tuple[float, Model] | None = None
+    for model in models:
+        value = score(model)
+        if value is None:
+            continue
+        if best is None or (value > best[0] if mode == "max" else value < best[0]):
+            best = (value, model)
+    return None if best is None else best[1]
+
 
 def summarize(
-    models: list[Model], experiments: tuple[str, ...], model_count: int, total_duration: float
+    models: list[Model],
+    experiments: tuple[str, ...],
+    model_count: int,
+    total_duration: float,
+    *,
+    metadata: dict[str, Any] | None = None,
+    created: float | None = None,
 ) -> HistorySummary:
     """Count ``models`` by status and find the best trained one."""
-    trained = [m for m in models if m.status is ModelStatus.Trained and isinstance(m.metric, float)]
-    best = max(trained, key=lambda m: m.metric, default=None)
+    metadata = metadata or {}
+    best = best_model(models, "min" if metadata.get("mode") == "min" else "max")
     return HistorySummary(
         experiments=experiments,
         models=len(models),
@@ -87,6 +151,8 @@ def summarize(
         total_duration=total_duration,
         best_model_id=None if best is None else best.model_id,
         best_metric=None if best is None else best.metric,
+        metadata=metadata,
+        created=created,
     )
 
 
@@ -97,6 +163,7 @@ def to_record(model: RestoredModel, experiment: str) -> ModelRecord:
     record.status = model.status
     record.metrics = Metrics(model.metrics.intermediates, model.metrics.final, strict=False)
     record.error = model.error
+    record.reason = model.reason
     record.experiment = experiment
     return record
 
@@ -109,7 +176,8 @@ def load_history(path: str | PathLike[str], experiment: str | None = None) -> Hi
     results folder: it then reads the file as it is, or a private copy of the
     file and its write-ahead log). With ``experiment=None`` it reads every
     experiment in the file; each record's ``experiment`` attribute says which.
-    Best means the highest final metric among trained models.
+    Reading one experiment, the summary carries its metadata, and best follows
+    its recorded direction (highest if none).
 
     :raises JournalError: if the file is missing, not readable (saying why: not a
         journal, corrupt, from a newer aionas, permissions), or holds no such
@@ -117,18 +185,55 @@ def load_history(path: str | PathLike[str], experiment: str | None = None) -> Hi
     """
     path = Path(path)
     with reading(path) as conn:
-        found = conn.execute("SELECT name, id FROM experiments ORDER BY name").fetchall()
-        ids = dict(found)
-        names = list(ids)
+        found = _experiments(conn)
+        names = list(found)
         if experiment is not None:
-            if experiment not in ids:
+            if experiment not in found:
                 raise fail(path, f"holds no experiment {experiment!r} (it holds {names})")
             names = [experiment]
-        models: list[Model] = []
-        model_count, total_duration = 0, 0.0
-        for name in names:
-            restored = load(conn, path, ids[name])
-            models.extend(to_record(model, name) for model in restored.models)
-            model_count += restored.model_count
-            total_duration += restored.total_duration
-    return History(models, summarize(models, tuple(names), model_count, total_duration))
+        histories = [_read(conn, path, name, found[name]) for name in names]
+    if len(histories) == 1:
+        return histories[0]
+    models = [model for history in histories for model in history.models]
+    summary = summarize(
+        models,
+        tuple(names),
+        sum(h.summary.model_count for h in histories),
+        sum(h.summary.total_duration for h in histories),
+    )
+    return History(models, summary)
+
+
+def list_experiments(path: str | PathLike[str]) -> list[HistorySummary]:
+    """A summary of every experiment in a journal file, oldest first.
+
+    Each has the experiment's name (``experiments[0]``), counts, best model
+    (by its recorded direction), metadata and creation time.
+
+    :raises JournalError: as :func:`load_history` does.
+    """
+    path = Path(path)
+    with reading(path) as conn:
+        found = _experiments(conn)
+        summaries = [_read(conn, path, name, row).summary for name, row in found.items()]
+    return sorted(summaries, key=lambda s: (s.created or 0.0, s.experiments))
+
+
+def _experiments(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
+    """``{name: (row id, created)}`` of a journal's experiments, by name."""
+    rows = conn.execute("SELECT name, id, created FROM experiments ORDER BY name").fetchall()
+    return {name: (eid, created) for name, eid, created in rows}
+
+
+def _read(conn: sqlite3.Connection, path: Path, name: str, row: tuple[int, float]) -> History:
+    restored = load(conn, path, row[0])
+    models: list[Model] = [to_record(model, name) for model in restored.models]
+    summary = summarize(
+        models,
+        (name,),
+        restored.model_count,
+        restored.total_duration,
+        metadata=restored.metadata,
+        created=row[1],
+    )
+    return History(models, summary)
