@@ -231,3 +231,18 @@ async def test_optuna_on_a_resumed_journal_learns_history_and_never_reruns(
 
 def score_x(params: dict[str, Any]) -> float:
     return -float((params["x"] - 3) ** 2)
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+async def test_best_never_picks_nan_or_infinity(mode: str) -> None:
+    def odd(params: dict[str, Any]) -> float:
+        x = params["x"]
+        return [float("nan"), float("inf"), float("-inf")][x % 3] if x % 2 else float(x)
+
+    space = SearchSpace(x=Int(0, 9))
+    grid = GridSearch(space, lambda p: aionas.FunctionModel(odd, p), mode=mode)  # type: ignore[arg-type]
+    async with SequentialExecutionEngine() as engine:
+        await grid.run(engine)
+    best = grid.best()
+    assert best is not None
+    assert best.metric == (8.0 if mode == "max" else 0.0)

@@ -7,8 +7,16 @@ submit: the engine's budget is spent, a grid is done, or a deduplicating
 strategy has exhausted a finite space. Strategies maximise by default
 (``mode="min"`` minimises) and ``best()`` is the best trained model.
 
-On a resumed engine (one with a journal) a strategy starts from the history the
-engine restored: deduplicating strategies never evaluate a point twice.
+On a resumed engine (one with a journal) ``RandomSearch``, ``GridSearch`` and
+``RegularizedEvolution`` replay the history the engine restored: made afresh with
+the same seed and settings, they propose what an uninterrupted run would have, take
+each restored model's outcome instead of running it again (waiting for one that
+``resume="requeue"`` runs again), and so continue the same sequence, given an
+evaluation that is deterministic for its params. The first proposal that differs
+from the history (another seed, other settings) ends the replay; the rest of the
+history is then taken in as known points. ``OptunaSearch`` does not replay: it adds
+the restored trained models to an empty study. Either way, deduplicating
+strategies never evaluate a point twice.
 
 One module per strategy: ``_base`` (the shared loop, :class:`Strategy`), ``_random``,
 ``_grid``, ``_evolution`` and ``_optuna`` (which imports Optuna only when used).

@@ -64,7 +64,7 @@ class RegularizedEvolution(Strategy):
             params = {name: rng.choice((value, other[name])) for name, value in params.items()}
         return self.space.mutate(params, rng, self.mutation_prob)
 
-    def _next(self) -> dict[str, Any] | None:
+    def _propose(self) -> dict[str, Any] | None:
         if not self.dedup:
             return self._child()
         for _ in range(MAX_DRAWS):
@@ -73,17 +73,14 @@ class RegularizedEvolution(Strategy):
                 return params
         return self._unseen_sample(self.rng)
 
+    def _learn(self, model: Model) -> None:
+        if self._score(model) is not None:
+            self.population.append(model)  # the oldest leaves
+
     async def run(self, engine: ExecutionEngine) -> None:
-        self._learn_history(engine)
-        for known in self.models:
-            if self._score(known) is not None:
-                self.population.append(known)
-        while engine.budget_available():
-            params = self._next()
-            if params is None:
-                return
-            model = await self._evaluate(engine, params)
-            if model is None:
-                return
-            if self._score(model) is not None:
-                self.population.append(model)  # the oldest leaves
+        """Evolve until the budget is spent (or, with dedup, the space is exhausted).
+
+        On a resumed engine, the same seed and settings continue the same sequence,
+        with the same population (see :meth:`Strategy._search`).
+        """
+        await self._search(engine)

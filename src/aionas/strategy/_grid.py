@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import Any
 
 from .. import ExecutionEngine
 from ..space import Param, SearchSpace
@@ -31,11 +32,20 @@ class GridSearch(Strategy):
         self.points = list(self.space.grid())
         if shuffle:
             random.Random(seed).shuffle(self.points)
+        self._cursor = 0  # every point before it is evaluated (or was known)
+
+    def _propose(self) -> dict[str, Any] | None:
+        while self._cursor < len(self.points):
+            params = self.points[self._cursor]
+            if point_key(params) not in self._seen:
+                return params
+            self._cursor += 1
+        return None
 
     async def run(self, engine: ExecutionEngine) -> None:
-        self._learn_history(engine)
-        for params in self.points:
-            if point_key(params) in self._seen:
-                continue
-            if await self._evaluate(engine, params) is None:
-                return
+        """Evaluate the points not evaluated yet, in order, until the budget is spent.
+
+        On a resumed engine, the same order (same ``shuffle`` and ``seed``) goes on
+        where it stopped (see :meth:`Strategy._search`).
+        """
+        await self._search(engine)

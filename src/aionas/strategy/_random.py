@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import Any
 
 from .. import ExecutionEngine
 from ..space import Param, SearchSpace
@@ -28,9 +29,13 @@ class RandomSearch(Strategy):
         self.dedup = dedup
         self.rng = random.Random(seed)
 
+    def _propose(self) -> dict[str, Any] | None:
+        return self._unseen_sample(self.rng) if self.dedup else self.space.sample(self.rng)
+
     async def run(self, engine: ExecutionEngine) -> None:
-        self._learn_history(engine)
-        while engine.budget_available():
-            params = self._unseen_sample(self.rng) if self.dedup else self.space.sample(self.rng)
-            if params is None or await self._evaluate(engine, params) is None:
-                return
+        """Draw and evaluate points until the budget is spent (or, with dedup, the space).
+
+        On a resumed engine, the same seed continues the same sequence (see
+        :meth:`Strategy._search`).
+        """
+        await self._search(engine)
