@@ -122,12 +122,16 @@ def test_sigint_stops_cleanly_and_the_same_command_resumes(tmp_path: Path) -> No
                     process.send_signal(signal.SIGINT)
                     break
             rest = process.stdout.read()
+            assert process.stderr is not None
+            errors = process.stderr.read()
             process.wait()
         finally:
             watchdog.cancel()
-    assert process.returncode == 130, "".join(lines) + rest
-    assert "Run the same command again to resume" in rest
-    assert "aionas run slow.py --max-models 6 --strategy grid" in rest
+    assert process.returncode == 130, "".join(lines) + rest + errors
+    assert "stopping (Ctrl+C): model #3 is asked to stop" in errors
+    assert "stopped: #3 ended Interrupted" in errors
+    assert "is consistent" in errors
+    assert "aionas run slow.py --max-models 6 --strategy grid" in errors
     items = history(tmp_path)
     by_id = {item["id"]: item for item in items}
     assert by_id[3]["status"] == "interrupted"

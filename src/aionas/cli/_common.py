@@ -8,12 +8,30 @@ says which extra installs it.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import math
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_JOURNAL", "UsageError", "format_params", "format_value", "require"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "DEFAULT_JOURNAL",
+    "UsageError",
+    "emit",
+    "format_params",
+    "format_value",
+    "make_console",
+    "require",
+    "stdout_closed",
+    "stdout_gone",
+]
 
 #: The journal every command uses unless told otherwise.
 DEFAULT_JOURNAL = "aionas.db"
+#: The width of tables written to a pipe or a file: wide enough never to cut a row.
+PIPE_WIDTH = 10_000
 
 
 class UsageError(Exception):
@@ -32,7 +50,69 @@ def require(module: str, extra: str = "all") -> Any:
 
 def format_value(value: Any) -> str:
     """A metric or parameter as the command prints it (``-`` for None, 4 digits for floats)."""
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return str(value) if math.isnan(value) or math.isinf(value) else f"{value:.4g}"
+    return str(value)
+
+
+_closed = False
+
+
+def stdout_gone() -> None:
+    """The reader of stdout has gone (``| head``): send what is left to ``/dev/null``.
+
+    So that nothing more raises :class:`BrokenPipeError`, not even the flush at
+    the interpreter's exit. The command goes on (a search runs to its end).
+    """
+    global _closed
+    _closed = True
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout)
+        pass
+
+
+def stdout_closed() -> bool:
+    """Whether :func:`stdout_gone` was called: nothing printed to stdout is read now."""
+    return _closed
+
+
+def emit(console: Console, text: str) -> None:
+    """Print one plain line (no markup), unless stdout's reader has gone.
+
+    On a terminal it goes through ``console`` (above a live panel); otherwise it
+    is written and flushed at once, so that ``| tail -f`` and ``| head`` see it.
+    """
+    if _closed:
+        return
+    try:
+        if console.is_terminal:
+            console.print(text, highlight=False, markup=False)
+        else:
+            print(text, flush=True)
+    except BrokenPipeError:
+        stdout_gone()
+
+
+def make_console() -> Console:
+    """The console the command prints through; a closed pipe raises :class:`BrokenPipeError`.
+
+    (rich would exit with code 1 instead.) Written to a pipe or a file, it is wide
+    enough never to cut a table's row.
+    """
+    from rich.console import Console
+
+    class CommandConsole(Console):
+        def on_broken_pipe(self) -> None:
+            stdout_gone()
+            raise BrokenPipeError
+
+    terminal = sys.stdout.isatty()
+    return CommandConsole(soft_wrap=not terminal, width=None if terminal else PIPE_WIDTH)
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -1,33 +1,42 @@
 """``aionas run FILE`` and ``aionas demo``: a search with a journal, resumed if run again.
 
-:func:`make_strategy` turns ``--strategy`` into a strategy, :func:`run_search` runs it
-on a :class:`~aionas.SequentialExecutionEngine` journaled to ``--journal`` (the
-experiment is named after FILE) while :class:`~._progress.Progress` shows it, and
-:func:`run_command` is what ``main`` calls: it also turns a Ctrl+C into exit code 130
-and the command that resumes.
+An experiment remembers itself: its direction (``mode``), strategy, seed and search
+space are recorded with it in the journal (:class:`Settings`). Running it again
+takes what it recorded for any option not given; a different ``--mode`` or search
+space is refused (a leaderboard cannot mix them), a different ``--strategy`` or
+``--seed`` is taken and said. :func:`run_search` runs the search on a
+:class:`~aionas.SequentialExecutionEngine` while :class:`~._progress.Progress` shows
+it and :class:`~._signals.StopOnSignals` turns Ctrl+C and SIGTERM into a clean stop;
+:func:`run_command` is what ``main`` calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .. import FunctionModel, Model, SequentialExecutionEngine, SqliteJournal
+from .. import Model, SequentialExecutionEngine, SqliteJournal, __version__, list_experiments
 from ..space import SearchSpace
 from ..strategy import GridSearch, OptunaSearch, RandomSearch, RegularizedEvolution, Strategy
-from ._common import UsageError, format_params, format_value, require
+from ._common import UsageError, emit, format_params, format_value, require
+from ._parser import DEFAULT_SEED
 from ._progress import Progress
-from ._searchfile import demo_file, load_search
+from ._searchfile import demo_file, load_search, model_factory
+from ._signals import StopOnSignals
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["make_strategy", "run_command", "run_search"]
+__all__ = ["Settings", "make_strategy", "resolve_settings", "run_command", "run_search"]
 
 
 def make_strategy(
@@ -62,95 +71,232 @@ def make_strategy(
     return OptunaSearch(study, space, factory)
 
 
+def describe_space(space: SearchSpace) -> dict[str, str]:
+    """The search space as the journal records it: each parameter's ``repr``."""
+    return {name: repr(param) for name, param in space.items()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an experiment remembers of how it runs (``metadata`` in the journal)."""
+
+    mode: str
+    strategy: str
+    seed: int
+    space: dict[str, str]
+
+    def metadata(self, file: Path) -> dict[str, Any]:
+        """The JSON the journal records with the experiment."""
+        return {
+            "mode": self.mode,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "space": self.space,
+            "file": str(file),
+            "aionas": __version__,
+        }
+
+
+def _space_change(recorded: dict[str, str], current: dict[str, str]) -> str:
+    changes = []
+    for name in sorted(set(recorded) | set(current)):
+        before, after = recorded.get(name), current.get(name)
+        if before != after:
+            changes.append(f"{name}: {before or 'absent'} -> {after or 'absent'}")
+    return "; ".join(changes)
+
+
+def resolve_settings(
+    args: argparse.Namespace,
+    *,
+    experiment: str,
+    journal: Path,
+    space: SearchSpace,
+    file_mode: str,
+    default_strategy: str,
+) -> tuple[Settings, list[str]]:
+    """The settings this run uses, and notes to print: what the experiment recorded,
+    overridden by the options given.
+
+    :raises UsageError: if ``--mode`` or the search space differs from what the
+        experiment recorded.
+    """
+    recorded: dict[str, Any] = {}
+    models = 0
+    if journal.exists():
+        for summary in list_experiments(journal):
+            if summary.experiments == (experiment,):
+                recorded, models = summary.metadata, summary.models
+    current_space = describe_space(space)
+    elsewhere = "run it as a new experiment with --experiment NAME (or with another --journal)"
+    where = f"experiment {experiment!r} in {str(journal)!r}"
+    if "space" in recorded and recorded["space"] != current_space:
+        raise UsageError(
+            f"{where} was run with another search space "
+            f"({_space_change(recorded['space'], current_space)}); its {models} models "
+            f"would mix two spaces. Restore the space, or {elsewhere}"
+        )
+    old_mode = recorded.get("mode")
+    if args.mode is not None and old_mode is not None and args.mode != old_mode:
+        raise UsageError(
+            f"{where} was run with --mode {old_mode}; its leaderboard cannot mix directions. "
+            f"Drop --mode to continue it, or {elsewhere}"
+        )
+    mode = args.mode or old_mode or file_mode
+    if mode not in ("max", "min"):
+        raise UsageError(f"mode must be 'max' or 'min', got {mode!r}")
+    notes = []
+    chosen = {}
+    for option, default in (("strategy", default_strategy), ("seed", DEFAULT_SEED)):
+        given, old = getattr(args, option), recorded.get(option)
+        chosen[option] = given if given is not None else old if old is not None else default
+        if given is not None and old is not None and given != old:
+            notes.append(
+                f"{where} continues with --{option} {given} (it ran with {old} so far); "
+                "its earlier models still count"
+            )
+    settings = Settings(
+        mode=mode, strategy=str(chosen["strategy"]), seed=int(chosen["seed"]), space=current_space
+    )
+    return settings, notes
+
+
+def _abandoned_threads() -> bool:
+    """Whether a thread the engine gave up on still runs (it would hold the exit up)."""
+    main = threading.main_thread()
+    return any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate())
+
+
 def run_search(
     path: Path,
     *,
-    strategy_name: str,
-    max_models: int | None,
-    max_duration: float | None,
-    journal_path: Path,
-    seed: int | None,
-    mode: str | None,
+    args: argparse.Namespace,
+    default_strategy: str,
     console: Console,
-) -> None:
-    """Run the search ``path`` defines to the end of its budget, showing its progress."""
+) -> int:
+    """Run the search ``path`` defines to the end of its budget, showing its progress.
+
+    Returns 0, or after a stop by signal 128 plus its number (130 for Ctrl+C).
+    """
     space, evaluate, file_mode = load_search(path)
-    direction = mode or file_mode
-    if direction not in ("max", "min"):
-        raise UsageError(f"mode must be 'max' or 'min', got {direction!r}")
-
-    def factory(params: dict[str, Any]) -> Model:
-        return FunctionModel(evaluate, params)
-
-    journal = SqliteJournal(journal_path, experiment=path.stem)
+    experiment = args.experiment or path.stem
+    journal_path: Path = args.journal
+    settings, notes = resolve_settings(
+        args,
+        experiment=experiment,
+        journal=journal_path,
+        space=space,
+        file_mode=file_mode,
+        default_strategy=default_strategy,
+    )
+    for note in notes:
+        print(f"aionas: {note}", file=sys.stderr)
+    factory = model_factory(evaluate, path)
+    journal = SqliteJournal(journal_path, experiment=experiment, metadata=settings.metadata(path))
     engine = SequentialExecutionEngine(
-        max_model_count=max_models,
-        max_duration=max_duration,
+        max_model_count=args.max_models,
+        max_duration=args.max_duration,
         continue_on_failure=True,
         journal=journal,
         resume="requeue",
         model_factory=factory,
     )
-    strategy = make_strategy(strategy_name, space, factory, seed=seed, mode=direction)
-    progress = Progress(
-        console, live=console.is_terminal, budget=max_models, max_duration=max_duration
+    strategy = make_strategy(
+        settings.strategy, space, factory, seed=settings.seed, mode=settings.mode
     )
+    progress = Progress(
+        console, live=console.is_terminal, budget=args.max_models, max_duration=args.max_duration
+    )
+    stopper = StopOnSignals(engine, progress.notice)
 
     async def search() -> None:
         # The display outlives the engine's block, so that it shows the models a
-        # Ctrl+C ends while the engine shuts down.
+        # stop ends while the engine shuts down.
         with progress:
-            async with engine:
-                progress.attach(engine, direction)
-                if progress.done:
-                    console.print(
-                        f"resuming {path.stem!r} from {journal_path}: "
-                        f"{progress.done} models so far",
-                        highlight=False,
-                    )
-                if not engine.budget_available():
-                    console.print(
-                        "the budget is already spent; raise --max-models or --max-duration "
-                        "to go on, or use another --journal to start afresh",
-                        highlight=False,
-                    )
-                await strategy.run(engine)
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(stopper.watch, tasks)
+                tasks.start_soon(progress.tick)
+                async with engine:
+                    progress.attach(engine, settings.mode)
+                    restored = engine.list_models()
+                    if restored:
+                        again = len(restored) - progress.done
+                        emit(
+                            console,
+                            f"resuming {experiment!r} from {journal_path}: "
+                            f"{len(restored)} models so far"
+                            + (f", {again} to run again" if again else ""),
+                        )
+                    if not engine.budget_available():
+                        emit(
+                            console,
+                            "the budget is already spent; raise --max-models or --max-duration "
+                            "to go on, or start afresh with --experiment NAME",
+                        )
+                    with stopper.search:
+                        await strategy.run(engine)
+                tasks.cancel_scope.cancel()
 
     anyio.run(search)
-    best = strategy.best() or progress.best
+    best = progress.best
     if best is not None:
-        console.print(
+        emit(
+            console,
             f"best: {format_value(best.metric)} (#{best.model_id}) {format_params(best.params)}",
-            highlight=False,
         )
-    console.print(
-        f"history: aionas history {journal_path}   plot: aionas plot {journal_path} -o curves.png",
-        highlight=False,
+    journal_arg = "" if str(journal_path) == "aionas.db" else f" {journal_path}"
+    experiment_arg = "" if args.experiment is None else f" --experiment {experiment}"
+    emit(
+        console,
+        f"history: aionas history{journal_arg}{experiment_arg}   "
+        f"plot: aionas plot{journal_arg}{experiment_arg} -o curves.png",
     )
+    if stopper.received:
+        stopped = ", ".join(f"#{i}" for i in progress.stopped) or "no model"
+        command = " ".join(["aionas", *_argv(args)])
+        print(
+            f"aionas: stopped: {stopped} ended Interrupted, every end is recorded, and "
+            f"{str(journal_path)!r} is consistent. The same command resumes (an "
+            f"interrupted model runs again):\n  {command}",
+            file=sys.stderr,
+        )
+    return stopper.exit_code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    argv: list[str] | None = getattr(args, "argv", None)
+    return argv if argv is not None else sys.argv[1:]
 
 
 def run_command(args: argparse.Namespace, argv: Sequence[str] | None, console: Console) -> int:
     """``aionas run`` or ``aionas demo`` as parsed; the exit code (130 after a Ctrl+C)."""
-    file = args.file if args.command == "run" else demo_file()
     if args.command == "demo":
         require("sklearn")
+        file, default_strategy = demo_file(), "evolution"
+    else:
+        file, default_strategy = args.file, "random"
+    args.argv = None if argv is None else list(argv)
+    # Until the search catches signals itself, SIGTERM stops like Ctrl+C.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run_search(
-            file,
-            strategy_name=args.strategy,
-            max_models=args.max_models,
-            max_duration=args.max_duration,
-            journal_path=args.journal,
-            seed=args.seed,
-            mode=args.mode,
-            console=console,
-        )
-    except KeyboardInterrupt:
-        command = " ".join(["aionas", *(argv if argv is not None else sys.argv[1:])])
-        console.print(
-            f"\nstopped: the running model ended Interrupted and {args.journal} is "
-            f"consistent. Run the same command again to resume:\n  {command}",
-            highlight=False,
+        code = run_search(file, args=args, default_strategy=default_strategy, console=console)
+    except KeyboardInterrupt:  # before the search caught signals, or after
+        print(
+            f"\naionas: interrupted outside the search; {str(args.journal)!r} is as a crash "
+            "would leave it, and the same command resumes it",
+            file=sys.stderr,
         )
         return 130
-    return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if _abandoned_threads():
+        # A model given up by a forced stop still runs in its thread; the journal is
+        # closed and consistent, so do not wait for that thread to end.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

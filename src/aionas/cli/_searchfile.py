@@ -3,27 +3,53 @@
 A search file is plain Python. It defines ``space`` (a ``SearchSpace`` or a dict of
 ``Choice``/``Int``/``Float``), ``evaluate(params)`` and optionally ``mode``
 (``"max"`` by default). ``aionas demo`` runs the bundled digits example the same way.
+
+An error while the file runs (a syntax error, a failed import, anything) becomes a
+:class:`SearchFileError` that shows the user's own frames only. The models
+:func:`model_factory` builds fail, rather than end ``Trained`` without a metric,
+when ``evaluate`` forgets to return one.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._tracebacks import search_file_traceback
+from ..model import FunctionModel, Model
 from ..space import SearchSpace
+from ..trial import current_model
 from ._common import UsageError
 
-__all__ = ["demo_file", "load_search"]
+__all__ = ["SearchFileError", "demo_file", "load_search", "model_factory"]
+
+
+class SearchFileError(UsageError):
+    """An exception raised while a search file ran, shown from the user's own frames.
+
+    The message is ``error in search file 'PATH':`` and, on the lines after it,
+    the traceback without aionas's or the import machinery's frames, ending with
+    the exception (for a :class:`SyntaxError`, the file, line, source and caret).
+    ``main`` prints it after ``aionas:`` and exits with code 2.
+    """
+
 
 #: This package's folder: ``src/aionas/cli`` in a source tree, ``aionas/cli`` when installed.
 _HERE = Path(__file__).resolve().parent
 
 
 def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any], str]:
-    """The ``space``, ``evaluate`` and optional ``mode`` a search file defines."""
+    """The ``space``, ``evaluate`` and optional ``mode`` a search file defines.
+
+    :raises SearchFileError: if running the file raises (any :class:`Exception`).
+    :raises UsageError: if there is no such file, or it lacks ``space`` or
+        ``evaluate``, or its ``space`` is not a valid one.
+    """
     if not path.is_file():
         raise UsageError(f"no search file at {str(path)!r}")
     spec = importlib.util.spec_from_file_location(f"aionas_search_{path.stem}", path)
@@ -31,7 +57,12 @@ def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any
         raise UsageError(f"cannot load {str(path)!r} as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # so that pickling, dataclasses and the like work
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[spec.name]
+        shown = search_file_traceback(error).rstrip("\n")
+        raise SearchFileError(f"error in search file {str(path)!r}:\n{shown}") from None
     space, evaluate = getattr(module, "space", None), getattr(module, "evaluate", None)
     if space is None or not callable(evaluate):
         raise UsageError(
@@ -43,6 +74,53 @@ def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any
     except (TypeError, ValueError) as error:
         raise UsageError(f"{str(path)!r}: bad `space`: {error}") from None
     return search_space, evaluate, str(getattr(module, "mode", "max"))
+
+
+def model_factory(
+    evaluate: Callable[[dict[str, Any]], Any], path: Path
+) -> Callable[[dict[str, Any]], Model]:
+    """``params -> Model``: a :class:`~aionas.FunctionModel` running ``evaluate(params)``.
+
+    As with any ``FunctionModel``, a returned number is the final metric unless
+    ``evaluate`` reported one itself. Unlike a bare one, a model whose ``evaluate``
+    returns None without reporting a final metric (a forgotten ``return``) ends
+    ``Failed`` with a :class:`TypeError` saying so, instead of ``Trained`` with no
+    metric (one that was asked to stop meanwhile still ends ``Interrupted``: the
+    engine does not count an error raised after a cancel as a failure).
+    ``evaluate`` may be an ``async def`` function.
+    """
+    problem = (
+        f"evaluate() in {str(path)!r} returned None and reported no final metric: return "
+        "the final metric (a number) or call aionas.report_final_result()"
+    )
+
+    def check(result: Any) -> Any:
+        if result is None:
+            model = current_model()
+            if model is not None and model.metrics.final is None:
+                raise TypeError(problem)
+        return result
+
+    checked: Callable[[dict[str, Any]], Any]
+    if inspect.iscoroutinefunction(evaluate):
+
+        @functools.wraps(evaluate)
+        async def checked_async(params: dict[str, Any]) -> Any:
+            return check(await evaluate(params))
+
+        checked = checked_async
+    else:
+
+        @functools.wraps(evaluate)
+        def checked_sync(params: dict[str, Any]) -> Any:
+            return check(evaluate(params))
+
+        checked = checked_sync
+
+    def factory(params: dict[str, Any]) -> Model:
+        return FunctionModel(checked, params)
+
+    return factory
 
 
 def demo_file() -> Path:
