@@ -1,15 +1,17 @@
 """Run the benchmark suite: every figure beside its baselines, measured in one run.
 
     python benchmarks/run.py            # the full suite (a few minutes)
-    python benchmarks/run.py --quick    # a CI-sized smoke run (under 30 s)
+    python benchmarks/run.py --quick    # a CI-sized smoke run (under a minute)
+    python benchmarks/run.py --only demo    # figure 5 alone: ``aionas demo``, timed
 
 Figure 1 adds NNI 3.0's real engine as a baseline when an interpreter with ``nni``
 is found: ``--nni-python PATH``, else ``$AIONAS_BENCH_NNI_PYTHON``, else
 ``.venv-nni/bin/python`` if it exists (``--nni-python ''`` turns it off).
 
 Prints a table and writes ``benchmarks/results/latest.json`` (``latest-quick.json``
-with ``--quick``, so a smoke run never overwrites the full figures). See
-``benchmarks/README.md`` for what each figure means.
+with ``--quick``, so a smoke run never overwrites the full figures; with ``--only``,
+the figures' names go into the file name, ``latest-demo.json`` say, so a partial run
+never overwrites them either). See ``benchmarks/README.md`` for what each figure means.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import anyio  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks import latency, memory, overhead, reports  # noqa: E402
+from benchmarks import demo, latency, memory, overhead, reports  # noqa: E402
 from benchmarks._common import Result  # noqa: E402
 
 Figure = Callable[..., Awaitable[list[Result]]]
@@ -47,12 +49,19 @@ FIGURES: list[tuple[str, Figure, tuple[str, ...]]] = [
     ("reports", reports.measure, ("asyncio", "trio")),
     ("latency", latency.measure, ("asyncio",)),
     ("memory", memory.measure, ("asyncio",)),
+    ("demo", demo.measure, ("asyncio",)),
 ]
+#: Repetitions (full run, ``--quick``) of figures too slow for the default (5, 2).
+SLOW_REPEAT: dict[str, tuple[int, int]] = {"demo": (3, 1)}
 
 
 def _format(value: float, unit: str) -> str:
-    if unit in {"events", "rows/s"}:
+    if unit in {"events", "rows/s", "models"}:
         return f"{value:,.0f} {unit}"
+    if unit == "id":
+        return f"#{value:.0f}"
+    if unit == "accuracy":
+        return f"{value:.4f}"
     return f"{value:,.2f} {unit}"
 
 
@@ -86,6 +95,21 @@ def find_nni(option: str | None, console: Console) -> tuple[Path | None, str | N
     return python, found.stdout.strip()
 
 
+def default_output(only: list[str] | None, quick: bool) -> Path:
+    """Where a run writes without ``--output``: ``latest.json``, ``latest-quick.json``,
+    or with ``--only``, a name of its own (``latest-demo.json``), never a full run's file."""
+    parts = ["latest", *sorted(set(only or ())), *(["quick"] if quick else [])]
+    return ROOT / "benchmarks" / "results" / ("-".join(parts) + ".json")
+
+
+def figure_repeat(name: str, quick: bool, asked: int | None) -> int:
+    """How many times figure ``name`` repeats: ``--repeat`` if given, else its default."""
+    if asked is not None:
+        return asked
+    full, smoke = SLOW_REPEAT.get(name, (5, 2))
+    return smoke if quick else full
+
+
 def render(results: list[Result], console: Console) -> None:
     table = Table(title="aionas benchmarks (medians; ratios measured within one run)")
     for column in ("figure", "measurement", "backend", "value", "ratio", "target", "met"):
@@ -114,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(default: ${NNI_PYTHON_ENV}, else .venv-nni/bin/python if it exists; '' for none)",
     )
     args = parser.parse_args(argv)
-    repeat = args.repeat or (2 if args.quick else 5)
+    repeat = figure_repeat("", args.quick, args.repeat)
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     nni_python, nni_version = None, None
@@ -123,14 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         if nni_python is not None:
             console.log(f"NNI {nni_version}'s engine as a baseline, run by {nni_python}")
     results: list[Result] = []
+    repeats: dict[str, int] = {}
     started = time.perf_counter()
     for name, measure, backends in FIGURES:
         if args.only and name not in args.only:
             continue
+        repeats[name] = figure_repeat(name, args.quick, args.repeat)
         for backend in backends:
             console.log(f"figure {name} on {backend} ...")
             gc.collect()
-            options: dict[str, Any] = {"quick": args.quick, "repeat": repeat}
+            options: dict[str, Any] = {"quick": args.quick, "repeat": repeats[name]}
             if name == "overhead":
                 options["nni_python"] = nni_python
             results.extend(anyio.run(partial(measure, backend, **options), backend=backend))
@@ -142,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"targets met: {met}/{len(judged)}; suite took {elapsed:.1f} s")
 
     if args.output is None:
-        name = "latest-quick.json" if args.quick else "latest.json"
-        args.output = ROOT / "benchmarks" / "results" / name
+        args.output = default_output(args.only, args.quick)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "repeat": repeat,
+        "repeat_by_figure": repeats,
         "seconds": round(elapsed, 1),
         "machine": {
             "python": platform.python_version(),

@@ -5,7 +5,7 @@
 The display outlives the engine's block, so it still shows the models a stop ends.
 
 Everything here runs on the event loop's thread: event callbacks, :meth:`tick`
-(which redraws the panel twice a second, so its clock runs between events) and
+(which redraws the panel four times a second, so its clock runs between events) and
 the stop notices. The panel is never redrawn from rich's own refresh thread.
 
 Each line says what was true when its event happened: an intermediate metric is
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Progress"]
 
-#: How often the live panel is redrawn without events (seconds).
-TICK = 0.5
+#: How often the live panel is redrawn, also without events (seconds).
+TICK = 0.25
 
 
 class Progress:
@@ -117,10 +117,10 @@ class Progress:
                 line += f"; {type(event.error).__name__}: {event.error}"
         else:
             return
-        if self.live:
-            self._redraw()
-        else:
+        if not self.live:
             emit(self.console, line)
+        elif not isinstance(event, IntermediateMetricEvent):
+            self._redraw()  # a metric shows at the next tick: epochs can be very fast
 
     def notice(self, text: str) -> None:
         """Say something about the search now (a stop under way): on the panel, or stderr."""
