@@ -182,7 +182,7 @@ class Progress:
             time_text += f", {max(0.0, self.max_duration - spent):.0f} s of budget left"
         table.add_row("time", time_text)
         if self.stopping is not None:
-            table.add_row("stopping", self.stopping)
+            table.add_row("stop", self.stopping)
         return table
 
     def __enter__(self) -> Progress:
