@@ -233,3 +233,36 @@ async def test_an_executor_that_runs_the_model_inside_start_gets_a_clear_error()
             await engine.submit_models(*models)
     assert all(m.status is aionas.ModelStatus.Failed for m in models)
     assert "must hand the run over" in str(models[0].error)
+
+
+class Picky(ThreadPerRun):
+    """Refuses, at submission, models whose params say so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked: list[aionas.Model] = []
+
+    def check(self, model: aionas.Model) -> None:
+        self.checked.append(model)
+        if model.params.get("refuse"):
+            raise TypeError(f"{type(model).__name__} cannot run here")
+
+
+async def test_an_executor_check_refuses_a_submission_whole_and_the_engine_goes_on() -> None:
+    picky = Picky()
+    good, bad, later = Reporter(), Reporter({"refuse": True}), Reporter()
+
+    class Async(aionas.Model):
+        async def execute(self) -> None:
+            aionas.report_final_result(1.0)
+
+    on_loop = Async({"refuse": True})  # async models run on the loop: not this executor's
+    async with aionas.SequentialExecutionEngine(executor=picky) as engine:
+        with pytest.raises(TypeError, match="Reporter cannot run here"):
+            await engine.submit_models(good, bad)
+        assert engine.list_models() == []  # all or nothing
+        await engine.submit_models(later, on_loop)
+        await engine.wait_models(later, on_loop)
+    assert good.status is aionas.ModelStatus.Frozen
+    assert later.status is on_loop.status is aionas.ModelStatus.Trained
+    assert on_loop not in picky.checked

@@ -30,7 +30,7 @@ from ._checks import check_models, check_positive, check_seconds
 from ._delivery import Delivery
 from ._dispatch import EventCallback, EventDispatcher, OnFull, Replay, Subscription, in_dispatch
 from ._resume import ModelFactory, ResumePolicy, plan_resume
-from ._scheduler import CancelResult, Entry, Phase, Scheduler
+from ._scheduler import CancelResult, Entry, Phase, Scheduler, runs_on_loop
 from .engine import EngineStatistics, ExecutionEngine
 from .events import ModelEvent, ModelEventType
 from .exceptions import EngineClosedError, JournalError, ModelStateError
@@ -158,6 +158,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         self.resume = resume
         self.model_factory = model_factory
         self.executor = executor if executor is not None else ThreadExecutor()
+        # Only an executor that overrides check() pays for it, per model.
+        self._executor_checks = type(self.executor).check is not Executor.check
         self.subscriber_grace = subscriber_grace
         self._core = Scheduler(
             executor=self.executor,
@@ -398,6 +400,10 @@ class SequentialExecutionEngine(ExecutionEngine):
         check_models(models)
         if not models:
             return
+        if self._executor_checks:
+            for model in models:
+                if not runs_on_loop(model):
+                    self.executor.check(model)
         if self.max_queue_size is not None and not in_dispatch.get():
             while True:
                 with core.lock:

@@ -140,9 +140,10 @@ class Executor(ABC):
 
     Like a ``concurrent.futures`` executor or an httpx transport, small on purpose.
     The engine calls, in this order: :meth:`open` once (on the event loop), then
-    :meth:`start` for each run (never more than :attr:`capacity` unfinished runs at
-    once), :meth:`cancel` and :meth:`kill` as needed, and :meth:`aclose` once, after
-    every run it started has finished. An executor serves one engine, once.
+    :meth:`check` for each model submitted (if overridden), :meth:`start` for each
+    run (never more than :attr:`capacity` unfinished runs at once), :meth:`cancel`
+    and :meth:`kill` as needed, and :meth:`aclose` once, after every run it started
+    has finished. An executor serves one engine, once.
 
     Contract of :meth:`start`: it must not block, may be called from any thread
     (the loop, or a thread of this executor calling :meth:`RunHandle.finish`), and
@@ -158,6 +159,15 @@ class Executor(ABC):
         """Start the executor; ``tasks`` is the engine's task group, for its own tasks.
 
         Those tasks must end by themselves once :meth:`aclose` has returned.
+        """
+
+    def check(self, model: Model) -> None:  # noqa: B027 (optional hook)
+        """Refuse, at submission, a model this executor could not run.
+
+        Called by ``submit_models`` (on the loop) for each model it will hand to
+        this executor, before any is queued: raise :class:`TypeError` saying what
+        is wrong and what to do, and nothing is queued. The default accepts all
+        (and is not even called: the engine skips an executor that keeps it).
         """
 
     @abstractmethod
