@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import anyio
 import pytest
 
+import aionas
 from aionas import ModelStatus, SequentialExecutionEngine, SqliteJournal, load_history
+from aionas.journal import Restored
 
 from .helpers import Gate, Recorder, Reporter
 
@@ -60,3 +63,55 @@ async def test_force_on_a_listening_model_ends_it_interrupted() -> None:
         assert gate.status is ModelStatus.Interrupted
     gate.release.set()
     await gate.wait_returned()
+
+
+class SlowToOpen(SqliteJournal):
+    """A journal whose open() waits until the test lets it go on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "slow")
+        self.opening = threading.Event()
+        self.go_on = threading.Event()
+
+    def open(self) -> Restored:
+        self.opening.set()
+        assert self.go_on.wait(10), "the test never let open() go on"
+        return super().open()
+
+
+async def test_a_shutdown_while_starting_stops_it_once_started_and_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    # A first run leaves a model interrupted by a shutdown: a resume would run it again.
+    async with SequentialExecutionEngine(journal=SqliteJournal(path, "slow")) as engine:
+        gate = Gate()
+        await engine.submit_models(gate)
+        await gate.wait_started()
+        await engine.shutdown()
+    journal = SlowToOpen(path)
+    engine = SequentialExecutionEngine(
+        journal=journal, resume="requeue", model_factory=lambda params: Gate(params)
+    )
+    stopped = anyio.Event()
+
+    async def stop() -> None:
+        await anyio.to_thread.run_sync(journal.opening.wait, 10)
+        tasks.start_soon(engine.shutdown)  # while __aenter__ waits in open()
+        await anyio.wait_all_tasks_blocked()
+        journal.go_on.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(stop)
+        async with engine:
+            recorder = Recorder(engine)
+            with pytest.raises(aionas.EngineClosedError):
+                await engine.submit_models(Reporter())
+            (again,) = engine.list_models()
+            await engine.wait_models(again)
+            stopped.set()
+    assert (again.status, recorder.end(again).reason) == (ModelStatus.Interrupted, "shutdown")
+    assert not again.started.is_set()  # type: ignore[attr-defined]
+    with pytest.raises(aionas.EngineClosedError, match="runs once"):
+        async with engine:
+            pass

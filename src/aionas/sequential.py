@@ -175,6 +175,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         self._delivery = Delivery(self._core, self._dispatcher, journal)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._journal_open = False  # from the start until the block's exit closes it
+        self._opened: anyio.Event | None = None  # set once __aenter__ has ended, either way
+        self._stop_on_open = False  # shutdown() was called while __aenter__ ran
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,6 +187,16 @@ class SequentialExecutionEngine(ExecutionEngine):
                 f"this engine is {core.phase.value}; an engine runs once, so create a new "
                 "SequentialExecutionEngine (carry budgets over with state_dict())"
             )
+        if self._opened is not None:
+            raise EngineClosedError("this engine is already starting; an engine runs once")
+        self._opened = anyio.Event()
+        try:
+            return await self._open()
+        finally:
+            self._opened.set()
+
+    async def _open(self) -> Self:
+        core = self._core
         plan = None
         if self.journal is not None:
             plan = await self._open_journal(self.journal)
@@ -219,6 +231,8 @@ class SequentialExecutionEngine(ExecutionEngine):
         task_group.start_soon(self._delivery.run, name="aionas delivery")
         if core.watch_deadlines:
             task_group.start_soon(core.watch, name="aionas deadlines")
+        if self._stop_on_open:  # a shutdown() came while opening: queue nothing
+            core.stop("shutdown")
         if plan is not None:
             with core.lock:
                 for event in plan.ends:  # committed already; delivered like any event
@@ -346,7 +360,9 @@ class SequentialExecutionEngine(ExecutionEngine):
         Both end ``Interrupted`` with reason ``'shutdown'``. Returns once no model
         runs (with ``cancel_grace=None``, once the running model has noticed).
         Their end events are still delivered before the ``async with`` block exits.
-        Calling it again, or on an engine never started, does nothing more.
+        Calling it again, or on an engine never started, does nothing more; called
+        while the engine is starting, it stops it as soon as it has started (models
+        a resume would run again end ``Interrupted`` without starting).
 
         With ``force=True`` it does not wait for a running model to notice: every
         run already asked to stop is given up at once, as if ``cancel_grace`` had
@@ -358,8 +374,11 @@ class SequentialExecutionEngine(ExecutionEngine):
         """
         core = self._core
         if core.phase is Phase.NEW:
-            core.phase = Phase.CLOSED
-            return
+            if self._opened is None:  # never started: it never will
+                core.phase = Phase.CLOSED
+                return
+            self._stop_on_open = True  # starting: stop as soon as it has opened
+            await self._opened.wait()
         if core.phase is Phase.CLOSED:
             return
         core.stop("shutdown")
