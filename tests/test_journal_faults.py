@@ -263,7 +263,22 @@ async def check_the_file_and_resume(db: Path, accepted: list[aionas.Model]) -> l
             problems.append(f"{model!r} was left {model.status} by the stop")
         if model.model_id not in ids:
             problems.append(f"accepted {model!r} is not in the journal")
-    unfinished = {m.model_id for m in models if m.status not in ENDED}
+    # As stored: submitted more often than ended. Read back, they show as the next
+    # engine will record them: Interrupted ('crash'), never still training.
+    unfinished = {
+        model_id
+        for (model_id,) in rows(
+            db,
+            "SELECT m.id FROM models AS m WHERE m.submissions > (SELECT COUNT(*) FROM events "
+            "AS e WHERE e.model_id = m.id AND e.type = 'training_end')",
+        )
+    }
+    for model in models:
+        if model.model_id in unfinished and (model.status, getattr(model, "reason", None)) != (
+            ModelStatus.Interrupted,
+            "crash",
+        ):
+            problems.append(f"unfinished {model!r} does not read as Interrupted ('crash')")
     top = rows(db, "SELECT MAX(seq) FROM events")[0][0]
     async with SequentialExecutionEngine(journal=SqliteJournal(db)) as resumed:
         left = [m for m in resumed.list_models() if m.status not in ENDED]

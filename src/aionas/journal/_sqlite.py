@@ -95,7 +95,8 @@ def insert_rows(
         conn.execute(sql, [value for values in part for value in values])
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with that id exists (it may be another's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -199,7 +200,7 @@ class Store:
                 assert eid is not None
                 return int(eid)
             eid, owner_pid, owner_host = row
-            if owner_pid not in (None, pid) and owner_host == host and _pid_alive(owner_pid):
+            if owner_pid not in (None, pid) and owner_host == host and pid_alive(owner_pid):
                 raise fail(
                     path,
                     f"experiment {name!r} is open for writing by process {owner_pid}; "

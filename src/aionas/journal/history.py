@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
@@ -17,6 +19,7 @@ from ..status import ModelStatus
 from ._base import RestoredError, RestoredModel
 from ._rows import load
 from ._schema import fail, reading
+from ._sqlite import pid_alive
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -177,7 +180,9 @@ def load_history(path: str | PathLike[str], experiment: str | None = None) -> Hi
     file and its write-ahead log). With ``experiment=None`` it reads every
     experiment in the file; each record's ``experiment`` attribute says which.
     Reading one experiment, the summary carries its metadata, and best follows
-    its recorded direction (highest if none).
+    its recorded direction (highest if none). A model that a writer which has
+    died left queued or running shows as ``Interrupted`` with reason ``'crash'``,
+    as the next engine on the journal records it (never ``training`` for ever).
 
     :raises JournalError: if the file is missing, not readable (saying why: not a
         journal, corrupt, from a newer aionas, permissions), or holds no such
@@ -219,14 +224,34 @@ def list_experiments(path: str | PathLike[str]) -> list[HistorySummary]:
     return sorted(summaries, key=lambda s: (s.created or 0.0, s.experiments))
 
 
-def _experiments(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
-    """``{name: (row id, created)}`` of a journal's experiments, by name."""
-    rows = conn.execute("SELECT name, id, created FROM experiments ORDER BY name").fetchall()
-    return {name: (eid, created) for name, eid, created in rows}
+_Row = tuple[int, float, int | None, str | None]
 
 
-def _read(conn: sqlite3.Connection, path: Path, name: str, row: tuple[int, float]) -> History:
+def _experiments(conn: sqlite3.Connection) -> dict[str, _Row]:
+    """``{name: (row id, created, owner pid, owner host)}`` of a journal's experiments."""
+    rows = conn.execute(
+        "SELECT name, id, created, owner_pid, owner_host FROM experiments ORDER BY name"
+    ).fetchall()
+    return {name: (eid, created, pid, host) for name, eid, created, pid, host in rows}
+
+
+def _writer_gone(pid: int | None, host: str | None) -> bool:
+    """Whether the experiment's writer is known to have stopped (closed, or died here)."""
+    if pid is None:
+        return True
+    if pid == os.getpid():
+        return False
+    return host == socket.gethostname() and not pid_alive(pid)
+
+
+def _read(conn: sqlite3.Connection, path: Path, name: str, row: _Row) -> History:
     restored = load(conn, path, row[0])
+    if _writer_gone(row[2], row[3]):
+        # What its next engine records first: a dead writer's queued or running
+        # models ended Interrupted ('crash'). Never shown `training` for ever.
+        for model in restored.models:
+            if model.unfinished:
+                model.status, model.reason, model.running = ModelStatus.Interrupted, "crash", False
     models: list[Model] = [to_record(model, name) for model in restored.models]
     summary = summarize(
         models,
