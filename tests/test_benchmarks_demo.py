@@ -82,7 +82,7 @@ def test_the_figure_times_the_real_command_and_replays_its_models() -> None:
 
 
 def test_a_failing_command_is_an_error_with_its_stderr() -> None:
-    with pytest.raises(RuntimeError, match="must be > 0"):
+    with pytest.raises(RuntimeError, match="must be a finite number > 0"):
         demo.run_demo(0)
 
 

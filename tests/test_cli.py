@@ -184,5 +184,5 @@ def test_bad_numbers_are_refused_by_the_command(tmp_path: Path) -> None:
     (tmp_path / "tiny.py").write_text(TINY)
     result = aionas("run", "tiny.py", "--max-models", "0", cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert "must be > 0" in result.stderr
+    assert "must be a finite number > 0" in result.stderr
     assert not (tmp_path / "aionas.db").exists()

@@ -165,7 +165,8 @@ def test_a_signal_says_at_once_it_is_stopping_then_ends_the_model_interrupted(
         # Said while the model is still in its silent epoch: nothing has reported yet.
         notice = read_until(p.stderr, "stopping (")
         assert f"stopping ({name}): model #1 is asked to stop" in notice
-        assert "Ctrl+C again to stop without waiting" in notice
+        again = "press Ctrl+C" if signum == signal.SIGINT else "send SIGTERM"
+        assert f"To stop without waiting, {again} again." in notice
         (tmp_path / "go").touch()  # the epoch ends; its report is where the model stops
         rest = p.stderr.read()
         assert p.wait() == code, rest
@@ -277,7 +278,7 @@ def test_the_experiment_remembers_its_direction_strategy_and_seed(tmp_path: Path
         "run", "tiny.py", "--mode", "max", "--max-models", "9", cwd=tmp_path, check=False
     )
     assert refused.returncode == 2
-    assert "was run with --mode min" in refused.stderr
+    assert "was run with mode 'min', and --mode is 'max'" in refused.stderr
     assert "--experiment NAME" in refused.stderr
     assert len(jsonl(tmp_path)) == 7
 
@@ -406,3 +407,145 @@ def test_an_interrupted_and_resumed_run_continues_the_same_sequence(
 
     assert len(sequence(straight)) == int(budget)
     assert sequence(stopped) == sequence(straight)
+
+
+# ------------------------------------------------------------------ what a hostile user found
+
+
+def test_closed_or_full_stdout_and_closed_stderr(tmp_path: Path) -> None:
+    (tmp_path / "tiny.py").write_text(TINY)
+    aionas("run", "tiny.py", "--max-models", "3", cwd=tmp_path)
+    command = " ".join(AIONAS)
+    for redirect, code in (
+        ("history >&-", 0),
+        ("history --jsonl >&-", 0),
+        ("experiments >&-", 0),
+        ("history >/dev/full", 1),
+        ("history --csv >/dev/full", 1),
+        ("run tiny.py --max-models 5 >/dev/full", 0),
+        ("run tiny.py --max-models 6 2>&- >&-", 0),
+    ):
+        result = subprocess.run(
+            ["bash", "-c", f"{command} {redirect}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == code, (redirect, result.stderr)
+        assert "Traceback" not in result.stderr, (redirect, result.stderr)
+    assert len(jsonl(tmp_path)) == 6  # the runs went on without their output
+
+
+def test_sigterm_before_the_search_starts_exits_143(tmp_path: Path) -> None:
+    (tmp_path / "late.py").write_text(
+        "import os, threading\n"
+        "open('loading', 'w').close()\n"
+        "while not os.path.exists('go'):  # a slow import\n"
+        "    threading.Event().wait(0.01)\n" + TINY
+    )
+    with running(tmp_path, "run", "late.py") as p:
+        assert p.stderr is not None
+        while not (tmp_path / "loading").exists():
+            assert p.poll() is None, p.stderr.read()
+            threading.Event().wait(0.01)
+        p.send_signal(signal.SIGTERM)
+        errors = p.stderr.read()
+        assert p.wait() == 143, errors
+    assert "stopped outside the search; nothing was recorded" in errors
+    assert "Traceback" not in errors
+
+
+def test_a_killed_writer_never_leaves_a_model_training(tmp_path: Path) -> None:
+    (tmp_path / "silent.py").write_text(SILENT)
+    with running(tmp_path, "run", "silent.py", "--max-models", "3") as p:
+        assert p.stdout is not None
+        read_until(p.stdout, "start  #1")
+        p.kill()  # SIGKILL: nothing can be cleaned up
+        p.wait()
+    (item,) = jsonl(tmp_path)
+    assert (item["status"], item["reason"]) == ("interrupted", "crash")
+
+
+def test_a_search_file_imports_its_neighbours_and_pickles_its_classes(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "helper.py").write_text("def score(x):\n    return x / 10\n")
+    (folder / "my.search-v2.py").write_text(
+        textwrap.dedent(
+            """
+            import dataclasses, pickle
+            import helper
+            from aionas.space import Int
+
+            space = {"x": Int(0, 5)}
+
+            @dataclasses.dataclass
+            class Box:
+                x: int
+
+            def evaluate(params):
+                box = pickle.loads(pickle.dumps(Box(params["x"])))
+                return helper.score(box.x)
+            """
+        )
+    )
+    result = aionas("run", "project/my.search-v2.py", "--max-models", "2", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    assert {i["status"] for i in jsonl(tmp_path)} == {"trained"}
+
+
+def test_another_file_of_the_same_name_or_a_changed_file_mode_is_refused(tmp_path: Path) -> None:
+    for name, sign in (("a", ""), ("b", "-")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "search.py").write_text(
+            TINY.replace("return score", f"return {sign}score")
+        )
+    aionas("run", "a/search.py", "--max-models", "2", cwd=tmp_path)
+    other = aionas("run", "b/search.py", "--max-models", "4", cwd=tmp_path, check=False)
+    assert other.returncode == 2
+    assert "was run from" in other.stderr
+    assert "--experiment NAME" in other.stderr
+    named = aionas(
+        "run", "b/search.py", "--max-models", "3", "--experiment", "search", cwd=tmp_path
+    )
+    assert "continues with 'b/search.py'" in named.stderr  # asked for on purpose
+    (tmp_path / "a" / "search.py").write_text(TINY + '\nmode = "min"\n')
+    refused = aionas(
+        "run",
+        "a/search.py",
+        "--experiment",
+        "search",
+        "--max-models",
+        "5",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "the mode of 'a/search.py' is 'min'" in refused.stderr
+    (tmp_path / "a" / "search.py").write_text(TINY + "\nmode = 3\n")
+    bad = aionas("run", "a/search.py", "--experiment", "x", cwd=tmp_path, check=False)
+    assert bad.returncode == 2
+    assert "`mode` must be 'max' or 'min', got 3" in bad.stderr
+
+
+def test_suggested_commands_can_be_pasted_and_bad_options_are_clear(tmp_path: Path) -> None:
+    (tmp_path / "tiny.py").write_text(TINY)
+    out = aionas(
+        "run", "tiny.py", "--max-models", "2", "--experiment", "with space", cwd=tmp_path
+    ).stdout
+    assert "aionas history --experiment 'with space'" in out
+    assert len(jsonl(tmp_path, "--experiment", "with space")) == 2
+    inf = aionas("run", "tiny.py", "--max-duration", "inf", cwd=tmp_path, check=False)
+    assert inf.returncode == 2
+    assert "finite number" in inf.stderr
+    empty = aionas("history", "--experiment", "", cwd=tmp_path, check=False)
+    assert empty.returncode == 2
+    assert "non-empty name" in empty.stderr
+    assert len(jsonl(tmp_path, "--status", "Trained")) == 2
+    nowhere = aionas("plot", "-o", "no/such/dir/c.png", cwd=tmp_path, check=False)
+    assert nowhere.returncode == 2
+    assert "cannot write 'no/such/dir/c.png'" in nowhere.stderr
+    assert "wrote curves.png" in aionas("plot", "-o", "curves", cwd=tmp_path).stdout
+    assert (tmp_path / "curves.png").is_file()

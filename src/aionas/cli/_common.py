@@ -25,7 +25,9 @@ __all__ = [
     "make_console",
     "require",
     "stdout_closed",
+    "stdout_failed",
     "stdout_gone",
+    "write_failed",
 ]
 
 #: The journal every command uses unless told otherwise.
@@ -58,6 +60,7 @@ def format_value(value: Any) -> str:
 
 
 _closed = False
+_write_failed = False
 
 
 def stdout_gone() -> None:
@@ -96,6 +99,21 @@ def emit(console: Console, text: str) -> None:
             print(text, flush=True)
     except BrokenPipeError:
         stdout_gone()
+    except OSError as error:  # a full disk, /dev/full: say it once, go on
+        stdout_failed(error)
+
+
+def stdout_failed(error: OSError) -> None:
+    """Writing stdout failed (not by its reader leaving): say so once, write no more."""
+    global _write_failed
+    _write_failed = True
+    stdout_gone()
+    print(f"aionas: stdout cannot be written ({error.strerror}); going on", file=sys.stderr)
+
+
+def write_failed() -> bool:
+    """Whether writing to stdout failed other than by its reader leaving."""
+    return _write_failed
 
 
 def make_console() -> Console:
@@ -110,6 +128,13 @@ def make_console() -> Console:
         def on_broken_pipe(self) -> None:
             stdout_gone()
             raise BrokenPipeError
+
+        def _write_buffer(self) -> None:
+            try:
+                super()._write_buffer()
+            except OSError:  # not a broken pipe: a full disk; main says so
+                stdout_gone()
+                raise
 
     terminal = sys.stdout.isatty()
     return CommandConsole(soft_wrap=not terminal, width=None if terminal else PIPE_WIDTH)

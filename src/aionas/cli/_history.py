@@ -19,7 +19,7 @@ from .. import Model, ModelStatus
 from ..events import json_safe
 from ..journal._table import write_csv
 from ..journal.history import RestoredError, score
-from ._common import UsageError, emit, format_params, format_value
+from ._common import UsageError, emit, format_params, format_value, stdout_failed
 from ._experiments import choose_experiment
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def ranked(
     """``models`` filtered by ``status``, best first, rankless ones last in id order."""
     if status is not None:
         try:
-            wanted = ModelStatus(status)
+            wanted = ModelStatus(status.strip().lower())
         except ValueError:
             valid = ", ".join(s.value for s in ModelStatus)
             raise UsageError(f"unknown status {status!r}; use one of {valid}") from None
@@ -95,7 +95,13 @@ def show_history(
             emit(console, json.dumps(_item(model)))
         return
     if output == "csv":
-        write_csv(models, sys.stdout)
+        try:
+            write_csv(models, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            stdout_failed(error)
         return
     from rich.table import Table
 

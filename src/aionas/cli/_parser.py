@@ -12,6 +12,7 @@ experiment falls back to the defaults named in the help.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,17 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
         return value
 
     return parse
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a non-empty name")
+    return text
 
 
 def _journal_argument(command: argparse.ArgumentParser) -> None:
@@ -57,7 +64,10 @@ def _journal_argument(command: argparse.ArgumentParser) -> None:
 
 def _experiment_option(command: argparse.ArgumentParser, default_help: str) -> None:
     command.add_argument(
-        "--experiment", metavar="NAME", help=f"the experiment in the journal ({default_help})"
+        "--experiment",
+        type=_name,
+        metavar="NAME",
+        help=f"the experiment in the journal ({default_help})",
     )
 
 
@@ -77,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aionas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_search_options(command: argparse.ArgumentParser, budget: int, strategy: str) -> None:
+    def add_search_options(
+        command: argparse.ArgumentParser, budget: int, strategy: str, experiment: str
+    ) -> None:
         command.add_argument(
             "--strategy",
             choices=STRATEGIES,
@@ -105,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help=f"the SQLite file that keeps the history (default: ./{DEFAULT_JOURNAL})",
         )
-        _experiment_option(command, "default: the search file's name")
+        _experiment_option(command, f"default: {experiment}")
         command.add_argument(
             "--seed",
             type=int,
@@ -124,14 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         "`evaluate(params)`. History goes to the journal; the same command again resumes.",
     )
     run.add_argument("file", type=Path, metavar="FILE.py", help="the search file")
-    add_search_options(run, RUN_BUDGET, "random")
+    add_search_options(run, RUN_BUDGET, "random", "the search file's name")
     demo = commands.add_parser(
         "demo",
         help="search a small network on the bundled digits data",
         description="Search the layers, width, activation, learning rate and weight decay "
         "of a small neural network on scikit-learn's digits (no download).",
     )
-    add_search_options(demo, DEMO_BUDGET, "evolution")
+    add_search_options(demo, DEMO_BUDGET, "evolution", "digits_mlp")
 
     history = commands.add_parser(
         "history",

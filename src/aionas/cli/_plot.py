@@ -352,6 +352,12 @@ def plot_command(args: argparse.Namespace, console: Console) -> int:
     title = (
         f"{name}: {summary.models} models{best}, best is {'highest' if mode == 'max' else 'lowest'}"
     )
-    plot_history(history.models, args.output, mode=mode, title=title)
-    emit(console, f"wrote {args.output}")
+    output: Path = args.output
+    if not output.suffix:
+        output = output.with_suffix(".png")
+    try:
+        plot_history(history.models, output, mode=mode, title=title)
+    except (OSError, ValueError) as error:  # no such folder, a format matplotlib lacks
+        raise UsageError(f"cannot write {str(output)!r}: {error}") from None
+    emit(console, f"wrote {output}")
     return 0

@@ -193,8 +193,9 @@ class Progress:
                 self.render(),
                 console=self.console,
                 auto_refresh=False,  # redrawn on the loop only: see tick()
-                redirect_stdout=False,
-                redirect_stderr=False,
+                # What the model prints and the engine logs goes above the panel.
+                redirect_stdout=True,
+                redirect_stderr=True,
             )
             self._live.__enter__()
         return self

@@ -13,10 +13,11 @@ it and :class:`~._signals.StopOnSignals` turns Ctrl+C and SIGTERM into a clean s
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shlex
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from .. import Model, SequentialExecutionEngine, SqliteJournal, __version__, list_experiments
+from ..events import error_traceback
 from ..space import SearchSpace
 from ..strategy import GridSearch, OptunaSearch, RandomSearch, RegularizedEvolution, Strategy
 from ._common import UsageError, emit, format_params, format_value, require
@@ -92,7 +94,7 @@ class Settings:
             "strategy": self.strategy,
             "seed": self.seed,
             "space": self.space,
-            "file": str(file),
+            "file": str(file.resolve()),
             "aionas": __version__,
         }
 
@@ -112,14 +114,16 @@ def resolve_settings(
     experiment: str,
     journal: Path,
     space: SearchSpace,
-    file_mode: str,
+    file_mode: str | None,
     default_strategy: str,
+    file: Path,
 ) -> tuple[Settings, list[str]]:
     """The settings this run uses, and notes to print: what the experiment recorded,
     overridden by the options given.
 
-    :raises UsageError: if ``--mode`` or the search space differs from what the
-        experiment recorded.
+    :raises UsageError: if ``--mode`` (or the file's ``mode``) or the search space
+        differs from what the experiment recorded, or, without ``--experiment``, the
+        experiment of that name was run from another file.
     """
     recorded: dict[str, Any] = {}
     models = 0
@@ -136,16 +140,25 @@ def resolve_settings(
             f"({_space_change(recorded['space'], current_space)}); its {models} models "
             f"would mix two spaces. Restore the space, or {elsewhere}"
         )
-    old_mode = recorded.get("mode")
-    if args.mode is not None and old_mode is not None and args.mode != old_mode:
-        raise UsageError(
-            f"{where} was run with --mode {old_mode}; its leaderboard cannot mix directions. "
-            f"Drop --mode to continue it, or {elsewhere}"
-        )
-    mode = args.mode or old_mode or file_mode
-    if mode not in ("max", "min"):
-        raise UsageError(f"mode must be 'max' or 'min', got {mode!r}")
     notes = []
+    old_file = recorded.get("file")
+    if old_file is not None and old_file != str(file.resolve()):
+        if args.experiment is None:
+            raise UsageError(
+                f"{where} was run from {old_file!r}, not {str(file.resolve())!r}: name this "
+                f"search with --experiment NAME, or continue that experiment on purpose with "
+                f"--experiment {shlex.quote(experiment)}"
+            )
+        notes.append(f"{where} continues with {str(file)!r} (it ran from {old_file!r})")
+    old_mode = recorded.get("mode")
+    for given, source in ((args.mode, "--mode"), (file_mode, f"the mode of {str(file)!r}")):
+        if given is not None and old_mode is not None and given != old_mode:
+            raise UsageError(
+                f"{where} was run with mode {old_mode!r}, and {source} is {given!r}; its "
+                f"leaderboard cannot mix directions. Keep {old_mode!r} to continue it, or "
+                f"{elsewhere}"
+            )
+    mode = args.mode or old_mode or file_mode or "max"
     chosen = {}
     for option, default in (("strategy", default_strategy), ("seed", DEFAULT_SEED)):
         given, old = getattr(args, option), recorded.get(option)
@@ -161,10 +174,50 @@ def resolve_settings(
     return settings, notes
 
 
-def _abandoned_threads() -> bool:
-    """Whether a thread the engine gave up on still runs (it would hold the exit up)."""
-    main = threading.main_thread()
-    return any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate())
+class _UserFrames(logging.Formatter):
+    """Log records as one ``aionas:`` line, a failure's traceback from the user's code on."""
+
+    def formatException(self, ei: Any) -> str:
+        error = ei[1]
+        return super().formatException(ei) if error is None else error_traceback(error).rstrip()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (above the live panel while it shows)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """Show the engine's warnings and failures the command's way (once per process)."""
+    logger = logging.getLogger("aionas")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_UserFrames("aionas: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM before the search catches signals itself: stops like Ctrl+C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The one error inside task groups' exception groups, if there is one."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def run_search(
@@ -188,6 +241,7 @@ def run_search(
         space=space,
         file_mode=file_mode,
         default_strategy=default_strategy,
+        file=path,
     )
     for note in notes:
         print(f"aionas: {note}", file=sys.stderr)
@@ -233,19 +287,23 @@ def run_search(
                             "the budget is already spent; raise --max-models or --max-duration "
                             "to go on, or start afresh with --experiment NAME",
                         )
-                    with stopper.search:
-                        await strategy.run(engine)
+                    if not stopper.received:  # a signal may have come while it opened
+                        with stopper.search:
+                            await strategy.run(engine)
                 tasks.cancel_scope.cancel()
 
-    anyio.run(search)
+    try:
+        anyio.run(search)
+    except BaseExceptionGroup as group:  # from the task groups: one error, said plainly
+        raise _leaf(group) from None
     best = progress.best
     if best is not None:
         emit(
             console,
             f"best: {format_value(best.metric)} (#{best.model_id}) {format_params(best.params)}",
         )
-    journal_arg = "" if str(journal_path) == "aionas.db" else f" {journal_path}"
-    experiment_arg = "" if args.experiment is None else f" --experiment {experiment}"
+    journal_arg = "" if str(journal_path) == "aionas.db" else f" {shlex.quote(str(journal_path))}"
+    experiment_arg = "" if args.experiment is None else f" --experiment {shlex.quote(experiment)}"
     emit(
         console,
         f"history: aionas history{journal_arg}{experiment_arg}   "
@@ -253,18 +311,22 @@ def run_search(
     )
     if stopper.received:
         stopped = ", ".join(f"#{i}" for i in progress.stopped) or "no model"
-        command = " ".join(["aionas", *_argv(args)])
+        command = shlex.join(["aionas", *_argv(args)])
         print(
             f"aionas: stopped: {stopped} ended Interrupted, every end is recorded, and "
             f"{str(journal_path)!r} is consistent. The same command resumes (an "
             f"interrupted model runs again):\n  {command}",
             file=sys.stderr,
         )
+    elif engine.budget_available() and not progress.stopping:
+        emit(console, "the strategy proposed nothing more (every point of the space was tried)")
+    if stopper.forced:
+        # A model given up by a forced stop may still run in its thread; the journal
+        # is closed and consistent, so do not wait for that thread to end.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stopper.exit_code)
     return stopper.exit_code
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
@@ -280,23 +342,20 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None, console: C
     else:
         file, default_strategy = args.file, "random"
     args.argv = None if argv is None else list(argv)
+    _log_to_stderr()
     # Until the search catches signals itself, SIGTERM stops like Ctrl+C.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = run_search(file, args=args, default_strategy=default_strategy, console=console)
-    except KeyboardInterrupt:  # before the search caught signals, or after
-        print(
-            f"\naionas: interrupted outside the search; {str(args.journal)!r} is as a crash "
-            "would leave it, and the same command resumes it",
-            file=sys.stderr,
-        )
-        return 130
+        return run_search(file, args=args, default_strategy=default_strategy, console=console)
+    except KeyboardInterrupt as interrupt:  # before the search caught signals, or after
+        if not Path(args.journal).exists():
+            said = "nothing was recorded"
+        else:
+            said = (
+                f"{str(args.journal)!r} holds what was committed (as after a crash: the next "
+                "run repairs and resumes it)"
+            )
+        print(f"\naionas: stopped outside the search; {said}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if _abandoned_threads():
-        # A model given up by a forced stop still runs in its thread; the journal is
-        # closed and consistent, so do not wait for that thread to end.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 from .._tracebacks import search_file_traceback
 from ..model import FunctionModel, Model
-from ..space import SearchSpace
+from ..space import Choice, SearchSpace
 from ..trial import current_model
 from ._common import UsageError
 
@@ -43,16 +44,43 @@ class SearchFileError(UsageError):
 _HERE = Path(__file__).resolve().parent
 
 
-def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any], str]:
-    """The ``space``, ``evaluate`` and optional ``mode`` a search file defines.
+def _module_name(path: Path) -> str:
+    """The name to import the file under: its stem, as ``python FILE`` would see it,
+    so that ``spawn`` child processes and pickle can import it again; a private
+    name if the stem is not an identifier or names another module."""
+    stem = path.stem
+    if stem.isidentifier() and stem not in sys.modules:
+        try:
+            found = importlib.util.find_spec(stem)  # its folder is first on sys.path
+        except (ImportError, ValueError):
+            found = None
+        origin = None if found is None else found.origin
+        if origin not in (None, "built-in", "frozen") and Path(str(origin)).resolve() == (
+            path.resolve()
+        ):
+            return stem
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in stem)
+    return f"aionas_search_{safe}"
+
+
+def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any], str | None]:
+    """The ``space``, ``evaluate`` and ``mode`` (None if it sets none) a search file defines.
+
+    The file runs as a script would: its folder first on ``sys.path`` (so it
+    imports the modules beside it), as a module named after it where that name is
+    free (so worker processes and pickle can import it again).
 
     :raises SearchFileError: if running the file raises (any :class:`Exception`).
     :raises UsageError: if there is no such file, or it lacks ``space`` or
-        ``evaluate``, or its ``space`` is not a valid one.
+        ``evaluate``, or its ``space`` or ``mode`` is not a valid one.
     """
     if not path.is_file():
         raise UsageError(f"no search file at {str(path)!r}")
-    spec = importlib.util.spec_from_file_location(f"aionas_search_{path.stem}", path)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = _module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UsageError(f"cannot load {str(path)!r} as Python")
     module = importlib.util.module_from_spec(spec)
@@ -71,9 +99,20 @@ def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any
         )
     try:
         search_space = SearchSpace.of(space)
+        for key, param in search_space.items():
+            if not isinstance(key, str):
+                raise TypeError(f"parameter names must be strings, got {key!r}")
+            if isinstance(param, Choice):
+                json.dumps(param.values(), allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise UsageError(f"{str(path)!r}: bad `space`: {error}") from None
-    return search_space, evaluate, str(getattr(module, "mode", "max"))
+        raise UsageError(
+            f"{str(path)!r}: bad `space`: {error} (parameter names are strings, and choices "
+            "plain JSON values: numbers, strings, booleans, None)"
+        ) from None
+    mode = getattr(module, "mode", None)
+    if mode is not None and mode not in ("max", "min"):
+        raise UsageError(f"{str(path)!r}: `mode` must be 'max' or 'min', got {mode!r}")
+    return search_space, evaluate, mode
 
 
 def model_factory(

@@ -8,7 +8,7 @@ scheduler) for as long as the engine runs, and treats both alike:
    too, and every end is journaled before the engine closes. It says so at once,
    and how to force it;
 2. the second stops waiting: the running model is given up (its thread runs on,
-   unrecorded, until ``execute()`` returns) and recorded ``Interrupted`` now;
+   unrecorded, until its next report) and recorded ``Interrupted`` now;
 3. the third exits on the spot (exit code as for the first signal), leaving the
    journal as a crash would: the next run repairs it.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskGroup
 
-from .. import SequentialExecutionEngine
+from .. import ModelStatus, SequentialExecutionEngine
 
 __all__ = ["StopOnSignals", "signal_name"]
 
@@ -60,11 +60,15 @@ class StopOnSignals:
         """128 plus the first signal's number (130 after Ctrl+C, 143 after SIGTERM); 0 if none."""
         return 128 + self.received[0] if self.received else 0
 
+    @property
+    def forced(self) -> bool:
+        """Whether a second signal gave a running model up (its thread may run on)."""
+        return len(self.received) >= 2
+
     def _running(self) -> str:
-        running = self.engine.list_models("training")
-        if not running:
-            return "no model is running"
-        return ", ".join(f"model #{m.model_id}" for m in running)
+        """The models started and not ended, as the notices name them."""
+        running = [m for m in self.engine.list_models() if m.status is ModelStatus.Training]
+        return ", ".join(f"#{m.model_id}" for m in running)
 
     async def watch(self, tasks: TaskGroup, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Handle signals until cancelled; ``task_status.started()`` once they are caught."""
@@ -73,31 +77,36 @@ class StopOnSignals:
             async for signum in signals:
                 self.received.append(signum)
                 name = signal_name(signum)
+                again = "press Ctrl+C" if signum == signal.SIGINT else f"send {name}"
                 count = len(self.received)
+                running = self._running()
                 if count == 1:
-                    running = self._running()
                     self.search.cancel()
                     tasks.start_soon(self.engine.shutdown)
-                    self.say(
-                        f"stopping ({name}): {running} is asked to stop and ends Interrupted "
-                        "at its next report; the journal records it. Press Ctrl+C again to "
-                        "stop without waiting."
+                    what = (
+                        f"model {running} is asked to stop and ends Interrupted at its next "
+                        "report; the journal records it"
+                        if running
+                        else "no model is running, and none starts"
                     )
+                    self.say(f"stopping ({name}): {what}. To stop without waiting, {again} again.")
                 elif count == 2:
-                    running = self._running()
-                    self.say(
-                        f"stopping now ({name} again): {running} is given up and recorded "
-                        "Interrupted (its thread runs on, unrecorded, until its next report). "
-                        "Once more to exit at once."
+                    what = (
+                        f"model {running} is given up and recorded Interrupted (its thread runs "
+                        "on, unrecorded, until its next report)"
+                        if running
+                        else "nothing more is waited for"
                     )
+                    self.say(f"stopping now ({name} again): {what}. Once more to exit at once.")
                     tasks.start_soon(self._force)
                 else:
                     self.say(
-                        f"exiting at once ({name} a third time): the journal may still show "
-                        f"{self._running()} as training; the next run repairs it."
+                        f"exiting at once ({name} a third time), as a crash would: the next run "
+                        "repairs the journal and resumes it."
                     )
-                    sys.stdout.flush()
-                    sys.stderr.flush()
+                    for stream in (sys.stdout, sys.stderr):
+                        if stream is not None:
+                            stream.flush()
                     os._exit(self.exit_code)
 
     async def _force(self) -> None:
