@@ -40,7 +40,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import sys
-import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
@@ -125,16 +125,17 @@ class Scripted(Tracked):
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
+        #: Runs that ended before this one (counted by the test's callback, so that
+        #: a worker process's copy of the model knows it too).
         self.runs = 0
-        self._never = threading.Event()
 
     def execute(self) -> None:
-        self.runs += 1
         p = self.params
         kind, n = p["kind"], p["n"]
         if kind == "loop":
             aionas.report_intermediate_result(0.0)
-            while not self._never.wait(0.0005):  # a little work between checks
+            while True:
+                time.sleep(0.0005)  # a little work between checks
                 aionas.check_cancelled()
         for i in range(n):
             if kind == "fail" and i == p["at"]:
@@ -142,8 +143,8 @@ class Scripted(Tracked):
             aionas.report_intermediate_result(float(i))
         if kind == "fail":
             raise ValueError("boom at the end")
-        if kind == "retry" and self.runs <= p["fails"]:
-            raise RuntimeError(f"flaky run {self.runs}")
+        if kind == "retry" and self.runs < p["fails"]:
+            raise RuntimeError(f"flaky run {self.runs + 1}")
         if p["final"]:
             aionas.report_final_result(float(n))
 
@@ -152,7 +153,6 @@ class ScriptedAsync(Scripted):
     """The same scripts (but ``loop``) in an ``async def execute``, run on the event loop."""
 
     async def execute(self) -> None:  # type: ignore[override]
-        self.runs += 1
         p = self.params
         kind, n = p["kind"], p["n"]
         for i in range(n):
@@ -162,8 +162,8 @@ class ScriptedAsync(Scripted):
             aionas.report_intermediate_result(float(i))
         if kind == "fail":
             raise ValueError("boom at the end")
-        if kind == "retry" and self.runs <= p["fails"]:
-            raise RuntimeError(f"flaky run {self.runs}")
+        if kind == "retry" and self.runs < p["fails"]:
+            raise RuntimeError(f"flaky run {self.runs + 1}")
         if p["final"]:
             aionas.report_final_result(float(n))
 
@@ -712,6 +712,7 @@ class Config:
     detach: bool = False  # an on_full="close" subscriber that never reads (v2)
     stall_on_exit: bool = False  # a "wait" subscriber that stalls the exit (v2)
     value_equal: bool = False  # models compare equal by params (ValueEqual)
+    process: bool = False  # models run in a worker process (ProcessExecutor)
 
     @property
     def deadline(self) -> float:
@@ -775,6 +776,8 @@ async def stress_round(cfg: Config, rng: random.Random) -> Outcome:
         # Only the stalled subscriber may be closed: the grace stays long enough that a
         # healthy one on a loaded machine is not (it never waits that long for the loop).
         kwargs["subscriber_grace"] = 0.5 if cfg.stall_on_exit else 5.0
+    if cfg.process:
+        kwargs["executor"] = aionas.ProcessExecutor()
     engine = SequentialExecutionEngine(**kwargs)
     callback_rng = random.Random(rng.random())
     fast, slow = Reader("fast subscriber"), Reader("slow subscriber")
@@ -797,6 +800,7 @@ async def stress_round(cfg: Config, rng: random.Random) -> Outcome:
         model = event.model
         if event.status is not ModelStatus.Failed or model.params.get("kind") != "retry":
             return
+        model.runs += 1
         model.status = ModelStatus.Retrying
         if not await ledger.submit(engine, model):
             ledger.refused.add(id(model))
@@ -1181,3 +1185,13 @@ async def test_stress_with_stalled_subscribers(
         cfg.detach = i % 2 == 0 or i == ROUNDS - 1
         cfg.stall_on_exit = i == 1
     await run_rounds(configs, None)
+
+
+@pytest.mark.parametrize("journal", ["memory", "journal"])
+async def test_stress_process_executor(
+    journal: str, stress_models: int, stress_seed: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    """The same programs with every (blocking) model run in a worker process."""
+    seed = f"{stress_seed}/{anyio_backend}/{journal}/process"
+    db_dir = tmp_path if journal == "journal" else None
+    await run_rounds(plan(seed, stress_models // 2, db_dir, process=True), None)

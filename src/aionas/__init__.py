@@ -28,8 +28,9 @@ from .exceptions import (
     ModelInterrupted,
     ModelStateError,
     SlowSubscriberError,
+    WorkerDiedError,
 )
-from .executors import Executor, LoopExecutor, RunHandle, ThreadExecutor
+from .executors import Executor, LoopExecutor, ProcessExecutor, RunHandle, ThreadExecutor
 from .journal import (
     History,
     HistorySummary,
@@ -80,6 +81,7 @@ __all__ = [
     "ModelRecord",
     "ModelStateError",
     "ModelStatus",
+    "ProcessExecutor",
     "RestoredError",
     "RunHandle",
     "SequentialExecutionEngine",
@@ -89,6 +91,7 @@ __all__ = [
     "ThreadExecutor",
     "TrainingEndEvent",
     "TrainingStartEvent",
+    "WorkerDiedError",
     "canonical_metric",
     "check_cancelled",
     "current_model",

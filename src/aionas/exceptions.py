@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 __all__ = [
     "AionasError",
     "BudgetExhaustedError",
@@ -10,6 +12,7 @@ __all__ = [
     "ModelInterrupted",
     "ModelStateError",
     "SlowSubscriberError",
+    "WorkerDiedError",
 ]
 
 
@@ -67,6 +70,65 @@ class SlowSubscriberError(AionasError):
             "with engine.subscribe(since_seq=last_seq)"
         )
         self.last_seq = last_seq
+
+
+class WorkerDiedError(AionasError):
+    """The worker process running a model died before the model's end was reported.
+
+    A segmentation fault, ``os._exit()``, ``os.abort()``, or the operating system
+    killing it (out of memory, say): the model ends ``Failed`` with this error and
+    the next model runs in a fresh worker process. ``exitcode`` is the process's
+    exit code as :mod:`multiprocessing` gives it (``-N`` when killed by signal
+    ``N``); ``signal_name`` is that signal's name (``'SIGSEGV'``), else None.
+
+    >>> error = WorkerDiedError("model 3 (Train, params {'lr': 0.1})", -11)
+    >>> print(error)  # doctest: +ELLIPSIS
+    the worker process running model 3 (Train, ...) died before ...: killed by signal SIGSEGV
+    >>> error.signal_name
+    'SIGSEGV'
+    """
+
+    def __init__(self, model: str, exitcode: int | None) -> None:
+        self.model = model
+        self.exitcode = exitcode
+        super().__init__(
+            f"the worker process running {model} died before the model ended: "
+            f"{_describe_exit(exitcode)}"
+        )
+
+    @property
+    def signal_name(self) -> str | None:
+        """The name of the signal that killed the process (``'SIGSEGV'``), else None."""
+        if self.exitcode is None or self.exitcode >= 0:
+            return None
+        return _signal_name(-self.exitcode)
+
+    def __reduce__(self) -> tuple[type[WorkerDiedError], tuple[str, int | None]]:
+        return type(self), (self.model, self.exitcode)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    """What an exit code says about how a worker process ended, for an error message."""
+    if exitcode is None:
+        return "its connection broke and it did not exit"
+    if exitcode < 0:
+        name = _signal_name(-exitcode)
+        if name == "SIGKILL":
+            return (
+                "killed by signal SIGKILL (often the system's out-of-memory killer; "
+                "check the system log)"
+            )
+        return f"killed by signal {name}"
+    if exitcode == 0:
+        return "it exited with code 0 (os._exit(0)?) while the model was running"
+    return f"it exited with code {exitcode}"
 
 
 class ModelInterrupted(BaseException):

@@ -1,6 +1,8 @@
 """Executors: where models run. The engine's one extension point for it.
 
 - :class:`ThreadExecutor` (the default): one long-lived worker thread, pipelined.
+- :class:`ProcessExecutor`: a reused worker process; a crash costs one model, and
+  a model that ignores a stop request is killed.
 - :class:`LoopExecutor`: ``async def execute`` models, awaited on the event loop.
 
 Write your own by subclassing :class:`Executor`: implement :meth:`Executor.start`
@@ -13,6 +15,15 @@ from __future__ import annotations
 
 from ._base import Executor, RunHandle, bind_run
 from ._loop import LoopExecutor
+from ._process import ProcessExecutor, ProcessExecutorStatistics
 from ._thread import ThreadExecutor
 
-__all__ = ["Executor", "LoopExecutor", "RunHandle", "ThreadExecutor", "bind_run"]
+__all__ = [
+    "Executor",
+    "LoopExecutor",
+    "ProcessExecutor",
+    "ProcessExecutorStatistics",
+    "RunHandle",
+    "ThreadExecutor",
+    "bind_run",
+]
