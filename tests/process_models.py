@@ -227,3 +227,52 @@ class Spin(aionas.Model):
 class Noop(aionas.Model):
     def execute(self) -> None:
         aionas.report_final_result(1.0)
+
+
+def _rebuild_slowly(message: str, release: str) -> SlowToRestore:
+    wait_for_file(release)  # the parent unpickles it only once the test says so
+    return SlowToRestore(message, release)
+
+
+class SlowToRestore(Exception):
+    """An error the parent cannot restore until a file appears."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_slowly, self.args)
+
+
+class EndsWhileKilled(aionas.Model):
+    """Reports its pid, then ends by itself with an error the parent restores slowly."""
+
+    def execute(self) -> None:
+        aionas.report_intermediate_result(os.getpid())
+        raise SlowToRestore("ended by itself", self.params["release"])
+
+
+def _explode() -> None:
+    raise SystemExit("raised while the parent unpickles the error")
+
+
+class Bomb(Exception):
+    """Unpickling it raises SystemExit (in the parent)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_explode, ())
+
+
+class RaisesBomb(aionas.Model):
+    def execute(self) -> None:
+        raise Bomb()
+
+
+class LeavesThings(aionas.Model):
+    """Starts a non-daemon thread and a subprocess, reports the subprocess's pid, returns."""
+
+    def execute(self) -> None:
+        import subprocess
+
+        threading.Thread(target=time.sleep, args=(60,)).start()
+        child = subprocess.Popen(["sleep", "60"])
+        aionas.report_intermediate_result(child.pid)
+        if self.params.get("stubborn"):
+            wait_for_file(self.params["release"])

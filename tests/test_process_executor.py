@@ -610,3 +610,62 @@ def test_a_worker_never_closed_is_terminated_at_interpreter_exit() -> None:
             script.kill()  # if it hangs (its worker, left alone, then exits by itself)
     assert script.returncode == 0
     assert gone(int(output))
+
+
+async def test_a_kill_that_lands_as_the_model_ends_by_itself_spares_the_next(
+    tmp_path: Path,
+) -> None:
+    release = tmp_path / "restore"
+    model = pm.EndsWhileKilled({"release": str(release)})
+    after = pm.Pid()
+    async with engine_with(ProcessExecutor(), cancel_grace=0.05) as engine:
+        running = when(engine, ModelEventType.IntermediateMetric, model)
+        await engine.submit_models(model, after)
+        await wait_for(running)
+        engine.cancel_model(model)  # ignored: the kill comes while its END is being read
+        await engine.wait_models(model, timeout=WAIT)
+        release.touch()  # now the supervisor finishes reading the END of a killed worker
+        await engine.wait_models(after, timeout=WAIT)
+    assert model.status is ModelStatus.Interrupted
+    assert after.status is ModelStatus.Trained
+
+
+async def test_an_error_whose_unpickling_raises_system_exit_fails_the_model() -> None:
+    model, after = pm.RaisesBomb(), pm.Pid()
+    async with engine_with(ProcessExecutor(), continue_on_failure=True) as engine:
+        await engine.submit_models(model, after)
+        await engine.wait_models(timeout=WAIT)
+    assert model.status is ModelStatus.Failed
+    assert isinstance(model.error, RuntimeError)
+    assert "Bomb" in str(model.error)
+    assert after.status is ModelStatus.Trained
+
+
+async def test_what_a_model_leaves_running_goes_with_its_worker(tmp_path: Path) -> None:
+    executor = ProcessExecutor(max_models_per_worker=1)
+    left, killed = (
+        pm.LeavesThings(),
+        pm.LeavesThings({"stubborn": True, "release": str(tmp_path / "never")}),
+    )
+    async with engine_with(executor, cancel_grace=0.2) as engine:
+        await engine.submit_models(left)
+        await engine.wait_models(left, timeout=WAIT)  # its worker retires at once, not in 60 s
+        running = when(engine, ModelEventType.IntermediateMetric, killed)
+        await engine.submit_models(killed)
+        await wait_for(running)
+        engine.cancel_model(killed)
+        await engine.wait_models(timeout=WAIT)
+    assert left.status is ModelStatus.Trained
+    assert killed.status is ModelStatus.Interrupted
+    for model in (left, killed):
+        child = int(model.metrics.intermediates[0])
+        assert dead(child), f"the subprocess {child} of {model!r} outlived its worker"
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie: killed, and waiting for whoever inherited it to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")

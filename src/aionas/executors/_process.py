@@ -46,6 +46,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import reprlib
 import selectors
@@ -311,8 +312,7 @@ class _Lane:
             worker.killed = True
             self._workers_killed += 1
             if not worker.reaping:  # not yet reaped: its pid is still ours to signal
-                with contextlib.suppress(OSError, ValueError):
-                    worker.process.terminate()
+                _signal_group(worker.process, signal.SIGTERM)
         self._wake()
         _logger.warning(
             "terminated the worker process (pid %s) of %r: it was asked to stop and had not "
@@ -410,6 +410,11 @@ class _Lane:
         while True:
             try:
                 worker = self._worker or self._replace_worker()
+                with self._lock:
+                    killed = worker.killed
+                if killed:  # terminated for an earlier run: never send it another
+                    self._reap(worker)
+                    worker = self._replace_worker()
             except Exception as error:  # no worker could be started: the run fails with why
                 self._leave(run, error)
                 return
@@ -464,6 +469,12 @@ class _Lane:
                 self._worker_died(worker, run)
                 return
             if self._handle(run, token, message):
+                with self._lock:
+                    killed = worker.killed  # kill() may land between its END and our _leave
+                if killed:
+                    self._reap(worker)
+                    self._try_replace_worker()
+                    return
                 worker.served += 1
                 if self._max_models is not None and worker.served >= self._max_models:
                     self._retire_worker()
@@ -625,13 +636,19 @@ class _Lane:
             wait = _TERM_WAIT  # SIGTERM has been sent
         if not multiprocessing.connection.wait([process.sentinel], wait):
             if not killed:
-                process.terminate()
+                _signal_group(process, signal.SIGTERM)
             if not multiprocessing.connection.wait([process.sentinel], _TERM_WAIT):
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
+        # Whatever the models left running in its process group goes with it; before
+        # join(), while the exited worker is a zombie, so its pid cannot be reused.
+        if worker.pid is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(worker.pid, signal.SIGKILL)
         process.join()
         exitcode = process.exitcode
-        process.close()
         _live.discard(process)
+        with contextlib.suppress(ValueError):  # the exit hook may be signalling it still
+            process.close()
         worker.selector.close()
         worker.conn.close()
         worker.control.close()
@@ -698,7 +715,7 @@ def _restore(outcome: protocol.Outcome | None) -> BaseException | None:
     if pickled is not None:
         try:
             error = pickle.loads(pickled)
-        except Exception:
+        except BaseException:  # a hostile __reduce__ may raise SystemExit
             error = None
     if not isinstance(error, BaseException):
         error = RuntimeError(
@@ -708,6 +725,19 @@ def _restore(outcome: protocol.Outcome | None) -> BaseException | None:
     if text:
         error.__cause__ = _RemoteTraceback(text)
     return error
+
+
+def _signal_group(process: BaseProcess, signum: int) -> None:
+    """Signal a worker's process group (the model's own children too), or the worker
+    alone while it has not made its group yet."""
+    pid = process.pid
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signum)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
 
 
 def _exit_text(exitcode: int | None) -> str:
@@ -725,9 +755,9 @@ _live: set[BaseProcess] = set()
 @atexit.register  # after multiprocessing's own (imported above), so it runs before it
 def _terminate_live_workers() -> None:
     for process in list(_live):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a supervisor may be reaping it meanwhile
             process.terminate()
-            process.join(_TERM_WAIT)
-            if process.exitcode is None:
+    for process in list(_live):
+        with contextlib.suppress(Exception):
+            if not multiprocessing.connection.wait([process.sentinel], _TERM_WAIT):
                 process.kill()
-                process.join()

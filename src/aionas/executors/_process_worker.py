@@ -37,6 +37,7 @@ import faulthandler
 import os
 import pickle
 import signal
+import sys
 import threading
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
@@ -64,6 +65,8 @@ def main(conn: Connection, control: Connection, environment: Mapping[str, str]) 
     """The worker process: set ``environment``, then run models until told to exit."""
     os.environ.update(environment)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):  # its own process group: a kill reaches the model's
+        os.setpgid(0, 0)  # own subprocesses too (the parent signals the whole group)
     with contextlib.suppress(Exception):  # (no stderr, say)
         faulthandler.enable()  # a crash prints the Python stack of every thread to stderr
     _Worker(conn, control).serve()
@@ -135,7 +138,12 @@ class _Worker:
             except (EOFError, OSError):
                 return  # the parent has gone
             if message[0] == EXIT:
-                return
+                # At once: a thread or child process a model left behind must not hold
+                # the exit up (the parent cleans the process group up after it).
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(Exception):
+                        stream.flush()
+                os._exit(0)
             self._run(message[1], message[2])
             del message
 
