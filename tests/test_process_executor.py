@@ -669,3 +669,34 @@ def dead(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state in ("Z", "X")
+
+
+def test_a_model_class_a_worker_cannot_import_is_refused_at_submission() -> None:
+    code = """
+import anyio, aionas
+
+class InMain(aionas.Model):
+    def execute(self):
+        aionas.report_final_result(1.0)
+
+async def main():
+    async with aionas.SequentialExecutionEngine(executor=aionas.ProcessExecutor()) as engine:
+        try:
+            await engine.submit_models(InMain())
+        except TypeError as error:
+            print("refused:", error)
+        print("models:", len(engine.list_models()))
+
+anyio.run(main)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=_REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: InMain is defined in a __main__ that a worker process cannot" in result.stdout
+    assert "models: 0" in result.stdout

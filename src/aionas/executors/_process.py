@@ -52,6 +52,7 @@ import reprlib
 import selectors
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -184,8 +185,10 @@ class ProcessExecutor(Executor):
     def check(self, model: Model) -> None:
         """Refuse a model that cannot be pickled, naming its class and what to do.
 
-        :raises TypeError: if ``pickle.dumps(model)`` fails.
+        :raises TypeError: if ``pickle.dumps(model)`` fails, or its class lives in a
+            ``__main__`` a worker cannot import (``python -c``, a notebook, stdin).
         """
+        _check_importable(type(model))
         _pickled(model)
 
     def start(self, run: RunHandle) -> None:
@@ -675,6 +678,21 @@ def _send(worker: _Worker, message: bytes) -> bool:
     except OSError:
         return False
     return True
+
+
+def _check_importable(cls: type) -> None:
+    """A worker finds a model's class by importing its module; ``__main__`` only if
+    it is a file (``spawn`` runs it again as ``__mp_main__``)."""
+    if cls.__module__ != "__main__":
+        return
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or not os.path.isfile(path):
+        raise TypeError(
+            f"{cls.__qualname__} is defined in a __main__ that a worker process cannot "
+            "import (python -c, a notebook, or a script read from stdin): define the model "
+            "class in a module file and import it, or run a script file"
+        )
 
 
 def _pickled(model: Model) -> bytes:
