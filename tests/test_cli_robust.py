@@ -549,3 +549,12 @@ def test_suggested_commands_can_be_pasted_and_bad_options_are_clear(tmp_path: Pa
     assert "cannot write 'no/such/dir/c.png'" in nowhere.stderr
     assert "wrote curves.png" in aionas("plot", "-o", "curves", cwd=tmp_path).stdout
     assert (tmp_path / "curves.png").is_file()
+
+
+def test_a_search_that_runs_out_of_points_says_so(tmp_path: Path) -> None:
+    (tmp_path / "tiny.py").write_text(TINY)  # 10 points
+    out = aionas("run", "tiny.py", "--max-models", "50", cwd=tmp_path).stdout
+    assert "the strategy proposed nothing more (every point of the space was tried)" in out
+    assert len(jsonl(tmp_path)) == 10
+    spent = aionas("run", "tiny.py", "--max-models", "10", cwd=tmp_path).stdout
+    assert "proposed nothing more" not in spent  # the budget, not the space, ended it
