@@ -3,6 +3,7 @@
     python benchmarks/run.py            # the full suite (a few minutes)
     python benchmarks/run.py --quick    # a CI-sized smoke run (under a minute)
     python benchmarks/run.py --only demo    # figure 5 alone: ``aionas demo``, timed
+    python benchmarks/run.py --only search  # figure 6 alone: a search, beside Optuna's
 
 Figure 1 adds NNI 3.0's real engine as a baseline when an interpreter with ``nni``
 is found: ``--nni-python PATH``, else ``$AIONAS_BENCH_NNI_PYTHON``, else
@@ -38,7 +39,7 @@ import anyio  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks import demo, latency, memory, overhead, reports  # noqa: E402
+from benchmarks import demo, latency, memory, overhead, reports, search  # noqa: E402
 from benchmarks._common import Result  # noqa: E402
 
 Figure = Callable[..., Awaitable[list[Result]]]
@@ -50,9 +51,10 @@ FIGURES: list[tuple[str, Figure, tuple[str, ...]]] = [
     ("latency", latency.measure, ("asyncio",)),
     ("memory", memory.measure, ("asyncio",)),
     ("demo", demo.measure, ("asyncio",)),
+    ("search", search.measure, ("asyncio", "trio")),
 ]
-#: Repetitions (full run, ``--quick``) of figures too slow for the default (5, 2).
-SLOW_REPEAT: dict[str, tuple[int, int]] = {"demo": (3, 1)}
+#: Repetitions (full run, ``--quick``) of figures that do not take the default (5, 2).
+SLOW_REPEAT: dict[str, tuple[int, int]] = {"demo": (3, 1), "search": (5, 1)}
 
 
 def _format(value: float, unit: str) -> str:
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {
             **{name: version(name) for name in ("aionas", "anyio", "trio")},
             **({"nni": nni_version} if nni_version else {}),
+            **({"optuna": version("optuna")} if "search" in repeats else {}),
         },
         "results": [r.as_dict() for r in results],
     }
