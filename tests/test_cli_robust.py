@@ -558,3 +558,67 @@ def test_a_search_that_runs_out_of_points_says_so(tmp_path: Path) -> None:
     assert len(jsonl(tmp_path)) == 10
     spent = aionas("run", "tiny.py", "--max-models", "10", cwd=tmp_path).stdout
     assert "proposed nothing more" not in spent  # the budget, not the space, ended it
+
+
+# ------------------------------------------------------------------ --executor process
+
+CRASHY = textwrap.dedent(
+    """
+    import ctypes, os
+    import aionas
+    from aionas.space import Int
+
+    space = {"x": Int(0, 5)}
+
+    def evaluate(params):
+        aionas.report_intermediate_result(os.getpid())
+        if params["x"] == 3:
+            ctypes.string_at(0)  # a segfault, in the worker process only
+        return params["x"]
+    """
+)
+
+
+def test_models_run_in_worker_processes_and_a_crash_costs_one_model(tmp_path: Path) -> None:
+    (tmp_path / "crashy.py").write_text(CRASHY)
+    run = aionas(
+        "run",
+        "crashy.py",
+        "--executor",
+        "process",
+        "--strategy",
+        "grid",
+        "--max-models",
+        "6",
+        cwd=tmp_path,
+    )
+    assert "killed by signal SIGSEGV" in run.stdout
+    items = sorted(jsonl(tmp_path), key=lambda item: int(str(item["id"])))
+    assert [i["status"] for i in items] == ["trained"] * 3 + ["failed"] + ["trained"] * 2
+    assert "WorkerDiedError" in str(items[3]["error"])
+    pids = {int(float(str(i["intermediates"][0]))) for i in items}  # type: ignore[index]
+    assert os.getpid() not in pids
+    assert len(pids) == 2  # one worker, reused; a fresh one after the crash
+
+
+def test_a_second_ctrl_c_kills_a_deaf_model_in_its_worker_process(tmp_path: Path) -> None:
+    (tmp_path / "silent.py").write_text(SILENT)
+    with running(tmp_path, "run", "silent.py", "--executor", "process", "--max-models", "3") as p:
+        assert p.stdout is not None
+        assert p.stderr is not None
+        read_until(p.stdout, "start  #1")
+        p.send_signal(signal.SIGINT)
+        read_until(p.stderr, "stopping (Ctrl+C)")
+        p.send_signal(signal.SIGINT)
+        rest = p.stderr.read()
+        assert p.wait() == 130, rest
+    assert "stopped: #1 ended Interrupted" in rest
+    (item,) = jsonl(tmp_path)
+    assert (item["status"], item["reason"]) == ("interrupted", "shutdown")
+
+
+def test_the_process_executor_needs_an_importable_search_file(tmp_path: Path) -> None:
+    (tmp_path / "my-search.py").write_text(TINY)
+    refused = aionas("run", "my-search.py", "--executor", "process", cwd=tmp_path, check=False)
+    assert refused.returncode == 2
+    assert "rename it to a valid module name" in refused.stderr

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: no limit)",
         )
         command.add_argument(
+            "--executor",
+            choices=("thread", "process"),
+            default="thread",
+            help="where each model runs: a worker thread, or a worker process that a crash "
+            "or a kill after a stop costs only that model (default: thread)",
+        )
+        command.add_argument(
             "--journal",
             type=Path,
             default=Path(DEFAULT_JOURNAL),

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .. import Model, SequentialExecutionEngine, SqliteJournal, __version__, list_experiments
+from .. import (
+    Model,
+    ProcessExecutor,
+    SequentialExecutionEngine,
+    SqliteJournal,
+    __version__,
+    list_experiments,
+)
 from ..events import error_traceback
 from ..space import SearchSpace
 from ..strategy import GridSearch, OptunaSearch, RandomSearch, RegularizedEvolution, Strategy
@@ -246,6 +253,16 @@ def run_search(
     for note in notes:
         print(f"aionas: {note}", file=sys.stderr)
     factory = model_factory(evaluate, path)
+    executor = None
+    if args.executor == "process":
+        module = getattr(evaluate, "__module__", "")
+        if module.startswith("aionas_search_"):
+            raise UsageError(
+                f"--executor process needs {str(path)!r} importable by its name in a worker "
+                f"process: rename it to a valid module name (letters, digits, _), not "
+                f"{path.stem!r} or the name of another module"
+            )
+        executor = ProcessExecutor()
     journal = SqliteJournal(journal_path, experiment=experiment, metadata=settings.metadata(path))
     engine = SequentialExecutionEngine(
         max_model_count=args.max_models,
@@ -254,6 +271,7 @@ def run_search(
         journal=journal,
         resume="requeue",
         model_factory=factory,
+        executor=executor,
     )
     strategy = make_strategy(
         settings.strategy, space, factory, seed=settings.seed, mode=settings.mode

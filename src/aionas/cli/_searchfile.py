@@ -115,6 +115,30 @@ def load_search(path: Path) -> tuple[SearchSpace, Callable[[dict[str, Any]], Any
     return search_space, evaluate, mode
 
 
+def _check(result: Any, problem: str) -> Any:
+    if result is None:
+        model = current_model()
+        if model is not None and model.metrics.final is None:
+            raise TypeError(problem)
+    return result
+
+
+class _Checked:
+    """``evaluate(params)``, failing a forgotten ``return``.
+
+    A module-level class, not a closure, so that it pickles (by reference to
+    ``evaluate``): a :class:`~aionas.ProcessExecutor` sends it to its worker.
+    """
+
+    def __init__(self, evaluate: Callable[[dict[str, Any]], Any], problem: str) -> None:
+        functools.update_wrapper(self, evaluate)
+        self.evaluate = evaluate
+        self.problem = problem
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        return _check(self.evaluate(params), self.problem)
+
+
 def model_factory(
     evaluate: Callable[[dict[str, Any]], Any], path: Path
 ) -> Callable[[dict[str, Any]], Model]:
@@ -126,40 +150,24 @@ def model_factory(
     ``Failed`` with a :class:`TypeError` saying so, instead of ``Trained`` with no
     metric (one that was asked to stop meanwhile still ends ``Interrupted``: the
     engine does not count an error raised after a cancel as a failure).
-    ``evaluate`` may be an ``async def`` function.
+    ``evaluate`` may be an ``async def`` function. The models pickle when
+    ``evaluate`` does (a sync one defined at the top of an importable file).
     """
     problem = (
         f"evaluate() in {str(path)!r} returned None and reported no final metric: return "
         "the final metric (a number) or call aionas.report_final_result()"
     )
-
-    def check(result: Any) -> Any:
-        if result is None:
-            model = current_model()
-            if model is not None and model.metrics.final is None:
-                raise TypeError(problem)
-        return result
-
     checked: Callable[[dict[str, Any]], Any]
     if inspect.iscoroutinefunction(evaluate):
 
         @functools.wraps(evaluate)
         async def checked_async(params: dict[str, Any]) -> Any:
-            return check(await evaluate(params))
+            return _check(await evaluate(params), problem)
 
         checked = checked_async
     else:
-
-        @functools.wraps(evaluate)
-        def checked_sync(params: dict[str, Any]) -> Any:
-            return check(evaluate(params))
-
-        checked = checked_sync
-
-    def factory(params: dict[str, Any]) -> Model:
-        return FunctionModel(checked, params)
-
-    return factory
+        checked = _Checked(evaluate, problem)
+    return functools.partial(FunctionModel, checked)
 
 
 def demo_file() -> Path:
