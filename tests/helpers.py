@@ -7,11 +7,15 @@ with a ``threading.Event``, and the test waits for that signal off the loop.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
 import aionas
+from aionas import ModelStatus
+from aionas.journal.history import ModelRecord
+from aionas.metrics import Metrics
 
 
 class Gate(aionas.Model):
@@ -76,3 +80,21 @@ class Recorder:
     def end(self, model: aionas.Model) -> aionas.TrainingEndEvent:
         (end,) = self.ends(model)
         return end
+
+
+def record(
+    model_id: int,
+    params: dict[str, Any],
+    intermediates: Sequence[Any] = (),
+    final: Any = None,
+    status: ModelStatus = ModelStatus.Trained,
+    **attrs: Any,
+) -> ModelRecord:
+    """A model as a journal gives it back, built by hand: for reading and drawing tests."""
+    model = ModelRecord(params)
+    model.model_id = model_id
+    model.status = status
+    model.metrics = Metrics(intermediates, final, strict=False)
+    for name, value in attrs.items():
+        setattr(model, name, value)
+    return model

@@ -177,19 +177,26 @@ def test_a_signal_says_at_once_it_is_stopping_then_ends_the_model_interrupted(
     assert (item["status"], item["reason"]) == ("interrupted", "shutdown")
 
 
-def test_a_second_ctrl_c_stops_without_waiting_and_nothing_is_left_training(
-    tmp_path: Path,
-) -> None:
+def stop_twice(tmp_path: Path, *options: str) -> str:
+    """Run SILENT, press Ctrl+C twice while model #1 is in its silent epoch (which never
+    ends: no `go`); what it said on stderr after the first notice, once it exited 130."""
     (tmp_path / "silent.py").write_text(SILENT)
-    with running(tmp_path, "run", "silent.py", "--max-models", "4") as p:
+    with running(tmp_path, "run", "silent.py", *options) as p:
         assert p.stdout is not None
         assert p.stderr is not None
         read_until(p.stdout, "start  #1")
         p.send_signal(signal.SIGINT)
         read_until(p.stderr, "stopping (Ctrl+C)")
         p.send_signal(signal.SIGINT)
-        rest = p.stderr.read()  # the model never ends its epoch: no `go`
+        rest = p.stderr.read()
         assert p.wait() == 130, rest
+    return rest
+
+
+def test_a_second_ctrl_c_stops_without_waiting_and_nothing_is_left_training(
+    tmp_path: Path,
+) -> None:
+    rest = stop_twice(tmp_path, "--max-models", "4")
     assert "stopping now (Ctrl+C again): model #1 is given up" in rest
     assert "stopped: #1 ended Interrupted" in rest
     assert "is consistent" in rest
@@ -602,16 +609,7 @@ def test_models_run_in_worker_processes_and_a_crash_costs_one_model(tmp_path: Pa
 
 
 def test_a_second_ctrl_c_kills_a_deaf_model_in_its_worker_process(tmp_path: Path) -> None:
-    (tmp_path / "silent.py").write_text(SILENT)
-    with running(tmp_path, "run", "silent.py", "--executor", "process", "--max-models", "3") as p:
-        assert p.stdout is not None
-        assert p.stderr is not None
-        read_until(p.stdout, "start  #1")
-        p.send_signal(signal.SIGINT)
-        read_until(p.stderr, "stopping (Ctrl+C)")
-        p.send_signal(signal.SIGINT)
-        rest = p.stderr.read()
-        assert p.wait() == 130, rest
+    rest = stop_twice(tmp_path, "--executor", "process", "--max-models", "3")
     assert "stopped: #1 ended Interrupted" in rest
     (item,) = jsonl(tmp_path)
     assert (item["status"], item["reason"]) == ("interrupted", "shutdown")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +19,13 @@ from aionas.cli._plot import (
     plot_history,
 )
 from aionas.journal.history import ModelRecord
-from aionas.metrics import Metrics
 
-from .helpers import Boom, Reporter
+from .helpers import Boom, Reporter, record
 
 pytest.importorskip("matplotlib")
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CURVES = "intermediate metric per model"
-
-
-def record(
-    model_id: int,
-    params: dict[str, Any],
-    intermediates: Sequence[Any] = (),
-    final: Any = None,
-    status: ModelStatus = ModelStatus.Trained,
-) -> ModelRecord:
-    model = ModelRecord(params)
-    model.model_id = model_id
-    model.status = status
-    model.metrics = Metrics(intermediates, final, strict=False)
-    return model
 
 
 def search(n: int = 12) -> list[ModelRecord]:

@@ -7,9 +7,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,29 +16,11 @@ import aionas
 from aionas import ModelStatus, SequentialExecutionEngine, SqliteJournal
 from aionas.journal._base import RestoredError
 from aionas.journal._table import BASE_COLUMNS, cell, columns, model_rows, to_dataframe, write_csv
-from aionas.journal.history import History, ModelRecord, summarize
-from aionas.metrics import Metrics
+from aionas.journal.history import History, summarize
 
-from .helpers import Boom, Reporter
+from .helpers import Boom, Reporter, record
 
 BASE = list(BASE_COLUMNS)
-
-
-def record(
-    model_id: int,
-    params: dict[str, Any],
-    intermediates: Sequence[Any] = (),
-    final: Any = None,
-    status: ModelStatus = ModelStatus.Trained,
-    **attrs: Any,
-) -> ModelRecord:
-    model = ModelRecord(params)
-    model.model_id = model_id
-    model.status = status
-    model.metrics = Metrics(intermediates, final, strict=False)
-    for name, value in attrs.items():
-        setattr(model, name, value)
-    return model
 
 
 def test_columns_are_fixed_then_the_union_of_params_in_first_seen_order() -> None:
