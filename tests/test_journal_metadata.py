@@ -121,3 +121,15 @@ def test_metadata_that_is_not_json_is_a_clear_journal_error(tmp_path: Path) -> N
     conn.close()
     with pytest.raises(JournalError, match="metadata that is not JSON"):
         load_history(path, "a")
+
+
+def test_experiment_record_reads_metadata_and_count_only(tmp_path: Path) -> None:
+    from aionas.journal.history import experiment_record
+
+    path = tmp_path / "j.db"
+    assert experiment_record(path, "a") == ({}, 0)  # no file yet: nothing recorded
+    run(path, "a", [1.0, 2.0, 3.0], metadata={"mode": "min"})
+    assert experiment_record(path, "a") == ({"mode": "min"}, 3)
+    assert experiment_record(path, "other") == ({}, 0)
+    _downgrade_to_version_1(path)
+    assert experiment_record(path, "a") == ({}, 3)

@@ -31,9 +31,9 @@ from .. import (
     SequentialExecutionEngine,
     SqliteJournal,
     __version__,
-    list_experiments,
 )
 from ..events import error_traceback
+from ..journal.history import experiment_record
 from ..space import SearchSpace
 from ..strategy import GridSearch, OptunaSearch, RandomSearch, RegularizedEvolution, Strategy
 from ._common import UsageError, emit, format_params, format_value, require
@@ -132,12 +132,7 @@ def resolve_settings(
         differs from what the experiment recorded, or, without ``--experiment``, the
         experiment of that name was run from another file.
     """
-    recorded: dict[str, Any] = {}
-    models = 0
-    if journal.exists():
-        for summary in list_experiments(journal):
-            if summary.experiments == (experiment,):
-                recorded, models = summary.metadata, summary.models
+    recorded, models = experiment_record(journal, experiment)  # without loading its models
     current_space = describe_space(space)
     elsewhere = "run it as a new experiment with --experiment NAME (or with another --journal)"
     where = f"experiment {experiment!r} in {str(journal)!r}"

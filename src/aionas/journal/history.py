@@ -17,7 +17,7 @@ from ..metrics import Metrics
 from ..model import Model
 from ..status import ModelStatus
 from ._base import RestoredError, RestoredModel
-from ._rows import load
+from ._rows import load, read_metadata
 from ._schema import fail, reading
 from ._sqlite import pid_alive
 
@@ -30,6 +30,7 @@ __all__ = [
     "ModelRecord",
     "RestoredError",
     "best_model",
+    "experiment_record",
     "list_experiments",
     "load_history",
     "score",
@@ -225,6 +226,25 @@ def list_experiments(path: str | PathLike[str]) -> list[HistorySummary]:
 
 
 _Row = tuple[int, float, int | None, str | None]
+
+
+def experiment_record(path: str | PathLike[str], experiment: str) -> tuple[dict[str, Any], int]:
+    """What ``experiment`` recorded (its metadata) and how many models it has, read
+    without loading them; ``({}, 0)`` if the file or the experiment does not exist.
+
+    :raises JournalError: if the file exists but cannot be read as a journal.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}, 0
+    with reading(path) as conn:
+        row = conn.execute("SELECT id FROM experiments WHERE name = ?", (experiment,)).fetchone()
+        if row is None:
+            return {}, 0
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM models WHERE experiment = ?", (row[0],)
+        ).fetchone()
+        return read_metadata(conn, path, row[0]), int(count)
 
 
 def _experiments(conn: sqlite3.Connection) -> dict[str, _Row]:
