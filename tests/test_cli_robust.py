@@ -610,6 +610,7 @@ def test_models_run_in_worker_processes_and_a_crash_costs_one_model(tmp_path: Pa
 
 def test_a_second_ctrl_c_kills_a_deaf_model_in_its_worker_process(tmp_path: Path) -> None:
     rest = stop_twice(tmp_path, "--executor", "process", "--max-models", "3")
+    assert "model #1 is given up and recorded Interrupted (its worker process is killed)" in rest
     assert "stopped: #1 ended Interrupted" in rest
     (item,) = jsonl(tmp_path)
     assert (item["status"], item["reason"]) == ("interrupted", "shutdown")
@@ -620,3 +621,30 @@ def test_the_process_executor_needs_an_importable_search_file(tmp_path: Path) ->
     refused = aionas("run", "my-search.py", "--executor", "process", cwd=tmp_path, check=False)
     assert refused.returncode == 2
     assert "rename it to a valid module name" in refused.stderr
+
+
+def test_process_models_that_print_into_a_closed_pipe_go_on(tmp_path: Path) -> None:
+    (tmp_path / "printer.py").write_text(
+        TINY.replace("    return score", "    print(params)\n    return score")
+    )
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            " ".join([*AIONAS, "run printer.py --executor process --max-models 5 | head -2"]),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [i["status"] for i in jsonl(tmp_path)] == ["trained"] * 5
+
+
+def test_an_async_evaluate_is_refused_with_the_process_executor(tmp_path: Path) -> None:
+    (tmp_path / "later.py").write_text(TINY.replace("def evaluate", "async def evaluate"))
+    refused = aionas("run", "later.py", "--executor", "process", cwd=tmp_path, check=False)
+    assert refused.returncode == 2
+    assert "is async def" in refused.stderr

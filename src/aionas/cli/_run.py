@@ -13,6 +13,7 @@ it and :class:`~._signals.StopOnSignals` turns Ctrl+C and SIGTERM into a clean s
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import shlex
@@ -250,6 +251,12 @@ def run_search(
     factory = model_factory(evaluate, path)
     executor = None
     if args.executor == "process":
+        if inspect.iscoroutinefunction(evaluate):
+            raise UsageError(
+                f"--executor process runs a blocking evaluate() in a worker process, but the "
+                f"evaluate() of {str(path)!r} is async def (it runs on the event loop): make "
+                "it a plain def, or drop --executor process"
+            )
         module = getattr(evaluate, "__module__", "")
         if module.startswith("aionas_search_"):
             raise UsageError(

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskGroup
 
-from .. import ModelStatus, SequentialExecutionEngine
+from .. import ModelStatus, ProcessExecutor, SequentialExecutionEngine
 
 __all__ = ["StopOnSignals", "signal_name"]
 
@@ -91,9 +91,13 @@ class StopOnSignals:
                     )
                     self.say(f"stopping ({name}): {what}. To stop without waiting, {again} again.")
                 elif count == 2:
+                    fate = (
+                        "its worker process is killed"
+                        if isinstance(self.engine.executor, ProcessExecutor)
+                        else "its thread runs on, unrecorded, until its next report"
+                    )
                     what = (
-                        f"model {running} is given up and recorded Interrupted (its thread runs "
-                        "on, unrecorded, until its next report)"
+                        f"model {running} is given up and recorded Interrupted ({fate})"
                         if running
                         else "nothing more is waited for"
                     )

@@ -67,9 +67,43 @@ def main(conn: Connection, control: Connection, environment: Mapping[str, str]) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # its own process group: a kill reaches the model's
         os.setpgid(0, 0)  # own subprocesses too (the parent signals the whole group)
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None:
+            setattr(sys, name, _ReaderMayLeave(stream))
     with contextlib.suppress(Exception):  # (no stderr, say)
         faulthandler.enable()  # a crash prints the Python stack of every thread to stderr
     _Worker(conn, control).serve()
+
+
+class _ReaderMayLeave:
+    """A text stream that, once its reader has gone (``aionas run ... | head``), sends
+    what is left to ``/dev/null`` instead of failing the model that prints."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _gone(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _ChildRun:
